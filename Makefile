@@ -1,0 +1,63 @@
+# Spine X-ray screening toolkit. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+, := ,
+EXTRAS := $(if $(GPU),dev$(,)gpu,dev$(,)cpu)
+STAMP := $(VENV)/.installed-$(if $(GPU),gpu,cpu)
+
+# Tests and the demo never touch the network; the library itself never forces this on a user.
+OFFLINE := YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0 YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics \
+	NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1
+
+PHANTOM ?= data/phantom
+PREPARED ?= data/prepared
+DEMO_IMAGES ?= 40
+
+.PHONY: help install test test-slow lint demo phantom prepare-data clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the project with extras dev,cpu (GPU=1: dev,gpu); idempotent
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# onnxruntime and onnxruntime-gpu share one folder: never both
+	@$(PY) -m pip uninstall -y -q $(if $(GPU),onnxruntime,onnxruntime-gpu) 2>/dev/null || true
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]' 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: install ## run the fast test suite (no network)
+	$(OFFLINE) $(PY) -m pytest -q
+
+test-slow: install ## run the slow tests (@pytest.mark.slow)
+	@$(OFFLINE) $(PY) -m pytest -q -m slow; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no slow tests collected"; exit 0; fi; exit $$rc
+
+lint: install ## ruff
+	$(PY) -m ruff check dernet yolo_spine tests
+
+phantom: install ## write a phantom dataset in the release layout to $(PHANTOM)
+	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
+
+prepare-data: install ## prepare a release: make prepare-data SOURCE=path/to/vindr-spinexr [OUT=data/prepared]
+	@test -n "$(SOURCE)" || { echo "usage: make prepare-data SOURCE=path/to/release [OUT=$(PREPARED)]"; exit 2; }
+	$(PY) -m dernet.datasets prepare --source $(SOURCE) --out $(or $(OUT),$(PREPARED))
+
+demo: install ## phantom -> prepare (what exists so far); prints where the outputs are
+	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
+	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
+		--config configs/demo/data.yaml --quiet
+	@echo ""
+	@echo "Demo outputs:"
+	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
+	@echo "  prepared dataset:  $(PREPARED)/ (images/, labels/, data.yaml, classification.csv, summary.json)"
+
+clean: ## remove caches (keeps .venv, data/, runs/ and export/)
+	rm -rf .pytest_cache .ruff_cache .ultralytics
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -1,0 +1,86 @@
+"""Command line for the datasets package: `synth` (phantom in the release layout) and `prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import ConfigError, from_mapping, load_yaml
+from .prepare import PrepareConfig, prepare_dataset
+from .summary import format_summary
+from .synth import synthesize
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = Path("configs/data.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dernet.datasets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a phantom dataset in the VinDr-SpineXR release layout")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (release layout)")
+    synth.add_argument("--images", type=int, default=40, help="number of images (default 40)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
+    synth.add_argument("--long-side", type=int, default=640, help="image long side in px (default 640)")
+    synth.add_argument("--release-like", action="store_true",
+                       help="encode every image like the real release (JPEG 2000 Lossless, 12-bit, MONOCHROME2)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(run=_synth)
+
+    prepare = commands.add_parser("prepare", help="prepare the release (or a phantom) for training")
+    prepare.add_argument("--source", type=Path, required=True, help="release folder: annotations/, *_images/")
+    prepare.add_argument("--out", type=Path, required=True, help="output folder (e.g. data/prepared)")
+    prepare.add_argument("--config", type=Path, default=None,
+                         help=f"YAML with a 'prepare' section (default {DEFAULT_CONFIG} when it exists)")
+    prepare.add_argument("--long-side", type=int, help="cache long side in px (overrides the config)")
+    prepare.add_argument("--workers", type=int, help="parallel worker processes (overrides the config)")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    prepare.set_defaults(run=_prepare)
+    return parser
+
+
+def _synth(args: argparse.Namespace) -> int:
+    if args.images < 1 or args.long_side < 64:
+        raise ValueError("--images must be at least 1 and --long-side at least 64")
+    summary = synthesize(args.out, images=args.images, seed=args.seed, long_side=args.long_side,
+                         release_like=args.release_like, progress=not args.quiet)
+    counts = ", ".join(f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items())
+    print(f"phantom written to {args.out} ({counts})")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    config = load_prepare_config(args.config)
+    overrides = {k: v for k, v in (("long_side", args.long_side), ("workers", args.workers)) if v is not None}
+    config = replace(config, **overrides)
+    if not args.source.is_dir():
+        raise FileNotFoundError(f"{args.source}: no such folder; give the VinDr-SpineXR release folder")
+    result = prepare_dataset(args.source, args.out, config, progress=not args.quiet)
+    for skipped in result.skipped:
+        print(f"skipped {skipped.error}", file=sys.stderr)
+    if not args.quiet:
+        print(format_summary(result.summary))
+    print(f"prepared data in {result.out_dir} ({len(result.skipped)} skipped)")
+    return 1 if result.skipped else 0
+
+
+def load_prepare_config(path: Path | None) -> PrepareConfig:
+    """The 'prepare' section of ``path`` (or of configs/data.yaml when present), else the defaults."""
+    if path is None and not DEFAULT_CONFIG.is_file():
+        return PrepareConfig()
+    path = path or DEFAULT_CONFIG
+    return from_mapping(PrepareConfig, load_yaml(path).get("prepare"), f"{path}: prepare")

@@ -1,0 +1,28 @@
+"""Boxes in original pixels to YOLO label lines: clipped to the image, degenerate ones dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .vindr import Box
+
+__all__ = ["yolo_label_lines"]
+
+
+def yolo_label_lines(boxes: Iterable[Box], width: int, height: int, min_size: float = 1.0) -> tuple[list[str], int]:
+    """``class cx cy w h`` lines normalized to 0..1, and how many boxes were dropped as degenerate.
+
+    A box is clipped to the image first; one narrower or lower than ``min_size`` original pixels after
+    clipping (including a box wholly outside the image) is dropped.
+    """
+    lines, dropped = [], 0
+    for box in boxes:
+        x1, x2 = sorted((min(max(box.xmin, 0.0), width), min(max(box.xmax, 0.0), width)))
+        y1, y2 = sorted((min(max(box.ymin, 0.0), height), min(max(box.ymax, 0.0), height)))
+        if x2 - x1 < min_size or y2 - y1 < min_size:
+            dropped += 1
+            continue
+        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+        w, h = (x2 - x1) / width, (y2 - y1) / height
+        lines.append(f"{box.class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+    return lines, dropped

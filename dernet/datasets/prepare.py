@@ -1,0 +1,233 @@
+"""`prepare`: the VinDr-SpineXR release layout to a windowed PNG cache, YOLO labels and a classification table.
+
+Parallel over images, resumable (an image is done when its PNG exists at the expected size; every file is
+written atomically), and tolerant: an unreadable image is reported, skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pydicom
+from PIL import Image
+from tqdm import tqdm
+
+from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
+from ..imaging import ImageReadError, load_windowed, resized_size
+from .labels import yolo_label_lines
+from .splits import assign_folds, rarest_label
+from .summary import build_summary
+from .vindr import CLASS_NAMES, AnnotatedImage, Box, read_annotations
+
+__all__ = ["PrepareConfig", "PrepareResult", "prepare_dataset"]
+
+SPLITS = ("train", "val", "test")
+IMAGE_EXTENSIONS = (".dicom", ".dcm", "")
+PARAMS_FILE = ".prepare.json"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """The `prepare` section of configs/data.yaml (comments there)."""
+
+    long_side: int = 1024
+    folds: int = 5
+    val_fold: int = 0
+    seed: int = 42
+    workers: int = 2
+    min_box_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.long_side < 32:
+            raise ValueError(f"long_side must be at least 32 px, got {self.long_side}")
+        if self.folds < 2 or not 0 <= self.val_fold < self.folds:
+            raise ValueError(f"need folds >= 2 and 0 <= val_fold < folds, got folds={self.folds}, val_fold={self.val_fold}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    image_id: str
+    source: Path
+    split: str
+    boxes: tuple[Box, ...]
+    out_dir: Path
+    long_side: int
+    min_box_px: float
+
+
+@dataclass
+class ImageResult:
+    image_id: str
+    split: str
+    width: int = 0
+    height: int = 0
+    dropped_boxes: int = 0
+    error: str | None = None
+    reused: bool = False
+
+
+@dataclass
+class PrepareResult:
+    """What a run produced: the output folder, the summary written there, and the skipped images."""
+
+    out_dir: Path
+    summary: dict = field(default_factory=dict)
+    skipped: list[ImageResult] = field(default_factory=list)
+
+
+def prepare_dataset(source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True) -> PrepareResult:
+    """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md)."""
+    source, out_dir = Path(source), Path(out_dir).resolve()
+    annotations, remapped = _read_release(source)
+    table = _assign_splits(annotations, config)
+    _reset_if_parameters_changed(out_dir, config)
+
+    jobs = [_job(row, annotations[row.image_id], source, out_dir, config) for row in table.itertuples()]
+    results = {r.image_id: r for r in _run_jobs(jobs, config.workers, progress)}
+
+    table["width"] = [results[i].width for i in table.image_id]
+    table["height"] = [results[i].height for i in table.image_id]
+    skipped = [r for r in results.values() if r.error]
+    kept = table[~table.image_id.isin({r.image_id for r in skipped})]
+
+    write_text_atomic(out_dir / "classification.csv", kept.to_csv(index=False))
+    _write_data_yaml(out_dir)
+    summary = build_summary(kept, annotations, results.values(), remapped, config, source)
+    write_json_atomic(out_dir / "summary.json", summary)
+    return PrepareResult(out_dir=out_dir, summary=summary, skipped=skipped)
+
+
+def _read_release(source: Path) -> tuple[dict[str, AnnotatedImage], Counter]:
+    remapped: Counter = Counter()
+    annotations: dict[str, AnnotatedImage] = {}
+    for split in ("train", "test"):
+        csv_path = source / "annotations" / f"{split}.csv"
+        if not csv_path.is_file():
+            raise FileNotFoundError(
+                f"{csv_path}: not found; --source must be the VinDr-SpineXR release folder "
+                "(annotations/train.csv, annotations/test.csv, train_images/, test_images/)"
+            )
+        annotations.update(read_annotations(csv_path, split, remapped))
+    return annotations, remapped
+
+
+def _assign_splits(annotations: dict[str, AnnotatedImage], config: PrepareConfig) -> pd.DataFrame:
+    """One row per image: split (train/val/test) and fold, chosen by study on the release's train split."""
+    rows = [
+        {
+            "image_id": image.image_id,
+            "study_id": image.study_id,
+            "split": image.split,
+            "fold": -1,
+            "abnormal": int(image.abnormal),
+            "lesion_types": ";".join(n for n in CLASS_NAMES if n in image.lesion_types),
+        }
+        for image in annotations.values()
+    ]
+    table = pd.DataFrame(rows)
+    train = table.split == "train"
+    frequency = Counter(t for types in table[train].lesion_types for t in types.split(";") if t)
+    strata = [rarest_label(set(filter(None, t.split(";"))), frequency) for t in table[train].lesion_types]
+    table.loc[train, "fold"] = assign_folds(list(table[train].study_id), strata, config.folds, config.seed)
+    table.loc[train & (table.fold == config.val_fold), "split"] = "val"
+    table["path"] = [f"images/{s}/{i}.png" for s, i in zip(table.split, table.image_id)]
+    return table
+
+
+def _reset_if_parameters_changed(out_dir: Path, config: PrepareConfig) -> None:
+    """Cached images are reused only if they were made with the same size, folds and seed."""
+    params_path = out_dir / PARAMS_FILE
+    wanted = {k: v for k, v in asdict(config).items() if k != "workers"}
+    previous = json.loads(params_path.read_text()) if params_path.is_file() else None
+    if previous != wanted and any((out_dir / d).exists() for d in ("images", "labels")):
+        print(f"{out_dir}: earlier outputs were made with other parameters; preparing again", file=sys.stderr)
+        for sub in ("images", "labels"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(params_path, wanted)
+
+
+def _job(row, image: AnnotatedImage, source: Path, out_dir: Path, config: PrepareConfig) -> ImageJob:
+    release_split = "test" if row.split == "test" else "train"
+    folder = source / f"{release_split}_images"
+    candidates = [folder / f"{row.image_id}{ext}" for ext in IMAGE_EXTENSIONS]
+    path = next((p for p in candidates if p.is_file()), candidates[0])
+    return ImageJob(
+        image_id=row.image_id,
+        source=path,
+        split=row.split,
+        boxes=tuple(image.boxes),
+        out_dir=out_dir,
+        long_side=config.long_side,
+        min_box_px=config.min_box_px,
+    )
+
+
+def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageResult]:
+    bar = dict(total=len(jobs), desc="prepare", unit="img", disable=not progress, file=sys.stderr)
+    if workers == 1:
+        return [prepare_image(job) for job in tqdm(jobs, **bar)]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        return list(tqdm(pool.map(prepare_image, jobs, chunksize=2), **bar))
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe
+
+
+def prepare_image(job: ImageJob) -> ImageResult:
+    """Cache one image and write its labels; errors are returned, not raised, so one file never stops a run."""
+    result = ImageResult(job.image_id, job.split)
+    png = job.out_dir / "images" / job.split / f"{job.image_id}.png"
+    try:
+        reused = _cached_size(png, job)
+        if reused:
+            result.width, result.height, result.reused = *reused, True
+        else:
+            windowed, meta = load_windowed(job.source, job.long_side, name=str(job.source))
+            write_png_atomic(png, windowed)
+            result.width, result.height = meta.width, meta.height
+    except ImageReadError as err:
+        result.error = str(err)
+        return result
+    except OSError as err:
+        result.error = f"{job.source}: {err}"
+        return result
+    lines, result.dropped_boxes = yolo_label_lines(job.boxes, result.width, result.height, job.min_box_px)
+    label = job.out_dir / "labels" / job.split / f"{job.image_id}.txt"
+    write_text_atomic(label, "".join(line + "\n" for line in lines))
+    return result
+
+
+def _cached_size(png: Path, job: ImageJob) -> tuple[int, int] | None:
+    """The original (width, height) if ``png`` is a finished cache of this image, else None."""
+    if not png.is_file() or not job.source.is_file():
+        return None
+    try:
+        header = pydicom.dcmread(job.source, stop_before_pixels=True)
+        width, height = int(header.Columns), int(header.Rows)
+    except Exception:  # not a readable DICOM header: decode again, which reports the real reason
+        return None
+    with Image.open(png) as cached:  # reads the header only
+        if cached.size != resized_size(width, height, job.long_side):
+            return None
+    return width, height
+
+
+def _write_data_yaml(out_dir: Path) -> None:
+    """Ultralytics dataset file. `path` is absolute: Ultralytics resolves a relative one under its own
+    datasets folder, not beside this file."""
+    lines = [f"path: {out_dir}", "train: images/train", "val: images/val", "test: images/test", "names:"]
+    lines += [f"  {i}: {name}" for i, name in enumerate(CLASS_NAMES)]
+    write_text_atomic(out_dir / "data.yaml", "\n".join(lines) + "\n")

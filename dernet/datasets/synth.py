@@ -1,0 +1,132 @@
+"""`synth`: a phantom dataset in the exact VinDr-SpineXR release layout, deterministic for a seed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..fileio import write_json_atomic, write_text_atomic
+from .phantom import PhantomSpec, render_phantom, sample_spec
+from .phantom_dicom import RELEASE_LIKE, Encoding, encoding_for, make_uid, write_phantom_dicom
+from .vindr import CLASS_NAMES, CSV_COLUMNS, NO_FINDING
+
+__all__ = ["PhantomImage", "phantom_plan", "synthesize"]
+
+BOX_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+@dataclass(frozen=True)
+class PhantomImage:
+    """One planned image: where it goes in the release layout and how to draw and encode it."""
+
+    index: int
+    split: str  # "train" or "test"
+    study_id: str
+    series_id: str
+    image_id: str
+    rad_id: str
+    spec: PhantomSpec
+    encoding: Encoding
+
+
+def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: bool = False) -> list[PhantomImage]:
+    """The images of a phantom, without drawing them: studies of one or two images, ~20% of studies in
+    test, about half the images normal, abnormal ones with one to three lesions of balanced classes."""
+    rng = np.random.default_rng(seed)
+    plan: list[PhantomImage] = []
+    study = 0
+    while len(plan) < images:
+        per_study = min(images - len(plan), 2 if rng.uniform() < 0.3 else 1)
+        split = "test" if study % 5 == 4 else "train"  # every fifth study: a stable ~20% test split
+        study_id = make_uid(seed, "study", study)
+        for _ in range(per_study):
+            index = len(plan)
+            classes = [] if rng.uniform() < 0.5 else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
+            spec = sample_spec(int(rng.integers(2**31)), long_side, [int(c) for c in classes])
+            plan.append(PhantomImage(
+                index=index, split=split, study_id=study_id, series_id=make_uid(seed, "series", study, index),
+                image_id=make_uid(seed, "image", index), rad_id=f"R{1 + index % 3}", spec=spec,
+                encoding=RELEASE_LIKE if release_like else encoding_for(index),
+            ))
+        study += 1
+    if not any(p.split == "test" for p in plan) and len({p.study_id for p in plan}) > 1:
+        last = plan[-1].study_id  # a release always has a test split
+        plan = [replace(p, split="test") if p.study_id == last else p for p in plan]
+    return plan
+
+
+def synthesize(
+    out_dir: Path, images: int = 40, seed: int = 0, long_side: int = 640, release_like: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Draw, encode and write the phantom; returns the summary also written to ``summary.json``."""
+    out_dir = Path(out_dir)
+    plan = phantom_plan(images, seed, long_side, release_like)
+    rows: dict[str, list[list]] = {"train": [], "test": []}
+    box_sizes: list[float] = []
+    for item in tqdm(plan, desc="synth", unit="img", disable=not progress, file=sys.stderr):
+        image, boxes = render_phantom(item.spec)
+        path = out_dir / f"{item.split}_images" / f"{item.image_id}.dicom"
+        write_phantom_dicom(path, image, item.encoding, _uids(item), f"{item.index:05d}",
+                            np.random.default_rng([seed, item.index]))
+        ids = [item.study_id, item.series_id, item.image_id, item.rad_id]
+        if not boxes:
+            rows[item.split].append(ids + [NO_FINDING, "", "", "", ""])
+        for class_id, (x1, y1, x2, y2) in boxes:
+            rows[item.split].append(ids + [CLASS_NAMES[class_id], x1, y1, x2, y2])
+            box_sizes.append(max(x2 - x1, y2 - y1) / max(item.spec.width, item.spec.height))
+    for split, split_rows in rows.items():
+        write_text_atomic(out_dir / "annotations" / f"{split}.csv", _csv_text(split_rows))
+    summary = _summary(plan, rows, box_sizes, seed, long_side)
+    write_json_atomic(out_dir / "summary.json", summary)
+    return summary
+
+
+def _uids(item: PhantomImage) -> dict[str, str]:
+    return {"study_id": item.study_id, "series_id": item.series_id, "image_id": item.image_id}
+
+
+def _csv_text(rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _summary(plan: list[PhantomImage], rows: dict[str, list[list]], box_sizes: list[float], seed: int,
+             long_side: int) -> dict:
+    splits = {}
+    for split, split_rows in rows.items():
+        images = [p for p in plan if p.split == split]
+        abnormal = {r[2] for r in split_rows if r[4] != NO_FINDING}
+        splits[split] = {
+            "images": len(images),
+            "studies": len({p.study_id for p in images}),
+            "abnormal": len(abnormal),
+            "normal": len(images) - len(abnormal),
+            "boxes": {name: sum(1 for r in split_rows if r[4] == name) for name in CLASS_NAMES},
+        }
+    quantiles = np.quantile(box_sizes, BOX_QUANTILES).round(4).tolist() if box_sizes else []
+    return {
+        "seed": seed,
+        "long_side": long_side,
+        "splits": splits,
+        "box_long_side_fraction_quantiles": dict(zip([str(q) for q in BOX_QUANTILES], quantiles)),
+        "encodings": _encoding_counts(plan),
+    }
+
+
+def _encoding_counts(plan: list[PhantomImage]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for item in plan:
+        for key, value in vars(item.encoding).items():
+            counts.setdefault(key, {})
+            counts[key][str(value)] = counts[key].get(str(value), 0) + 1
+    return counts

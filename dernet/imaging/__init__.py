@@ -1,0 +1,36 @@
+"""One imaging path for every use: reading radiographs, windowing, resizing, CLAHE and box mapping."""
+
+from .errors import ImageReadError, ImageWarning
+from .meta import ImageMeta
+from .pipeline import Source, load_windowed, model_ready, read_image, sniff_format
+from .transforms import (
+    ClaheParams,
+    Letterbox,
+    apply_clahe,
+    letterbox,
+    resize_long_side,
+    resize_reduced,
+    resized_size,
+    scale_boxes,
+    to_uint8,
+)
+
+__all__ = [
+    "ClaheParams",
+    "ImageMeta",
+    "ImageReadError",
+    "ImageWarning",
+    "Letterbox",
+    "Source",
+    "apply_clahe",
+    "letterbox",
+    "load_windowed",
+    "model_ready",
+    "read_image",
+    "resize_long_side",
+    "resize_reduced",
+    "resized_size",
+    "scale_boxes",
+    "sniff_format",
+    "to_uint8",
+]

@@ -1,0 +1,32 @@
+"""What the imaging path reports about an input: geometry and encoding, never patient identifiers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+__all__ = ["ImageMeta"]
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """Size of the original image and how it was encoded.
+
+    ``width``/``height`` are the original image's, even when it was decoded at a reduced resolution
+    level (``reduction``: the number of halvings skipped).
+    """
+
+    format: str  # "dicom", "png", "jpeg" or "array"
+    width: int
+    height: int
+    modality: str | None = None
+    photometric: str | None = None
+    bits_stored: int | None = None
+    transfer_syntax: str | None = None
+    reduction: int = 0
+
+    def with_reduction(self, level: int) -> ImageMeta:
+        return replace(self, reduction=level)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,124 @@
+"""Pixel transforms shared by preparation, both trainers and the gate: resize, 8-bit, CLAHE, box mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "ClaheParams",
+    "Letterbox",
+    "apply_clahe",
+    "letterbox",
+    "resize_long_side",
+    "resize_reduced",
+    "resized_size",
+    "scale_boxes",
+    "to_uint8",
+]
+
+
+@dataclass(frozen=True)
+class ClaheParams:
+    """Contrast-limited adaptive histogram equalisation settings (the papers use clip 2.0, 8x8 tiles)."""
+
+    clip_limit: float = 2.0
+    tile_grid: int = 8
+
+
+def resized_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(width, height) after scaling so that the longer side equals ``long_side``, aspect kept."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_long_side(image: np.ndarray, long_side: int, original_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize so the long side is ``long_side``.
+
+    ``original_size`` (width, height) fixes the output size from the original image's geometry, so an image
+    decoded at a reduced resolution level comes out exactly as large as a full decode would.
+    """
+    height, width = image.shape[:2]
+    out_w, out_h = resized_size(*(original_size or (width, height)), long_side)
+    if (out_w, out_h) == (width, height):
+        return image
+    shrinking = out_w * out_h < width * height
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (out_w, out_h), interpolation=interpolation)
+
+
+def resize_reduced(image: np.ndarray, level: int, original_size: tuple[int, int], long_side: int) -> np.ndarray:
+    """Resize an image decoded at JPEG 2000 resolution level ``level`` to the long side, on the original's grid.
+
+    A reduced JPEG 2000 sample j is the wavelet low-pass centred on original pixel 2**level * j, not the
+    mean of a 2**level block, so the reduced image sits (2**level - 1) / 2 original pixels off the grid an
+    area resize assumes. A sub-pixel shift puts it back before the usual area resize.
+    """
+    if level:
+        shift = (2**level - 1) / 2 ** (level + 1)  # in reduced pixels
+        to_source = np.array([[1.0, 0.0, shift], [0.0, 1.0, shift]])
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        image = cv2.warpAffine(image, to_source, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return resize_long_side(image, long_side, original_size)
+
+
+def to_uint8(image01: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] to uint8, rounding to nearest."""
+    return np.clip(image01 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def apply_clahe(image: np.ndarray, params: ClaheParams = ClaheParams()) -> np.ndarray:
+    """OpenCV CLAHE on an 8-bit grayscale image (deterministic for the same input and parameters)."""
+    if image.dtype != np.uint8 or image.ndim != 2:
+        raise ValueError(f"CLAHE expects a 2-D uint8 image, got {image.dtype} with shape {image.shape}")
+    clahe = cv2.createCLAHE(clipLimit=params.clip_limit, tileGridSize=(params.tile_grid, params.tile_grid))
+    return clahe.apply(image)
+
+
+def scale_boxes(boxes: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """Map [x1, y1, x2, y2] boxes from an image of size (w, h) ``from_size`` to one of size ``to_size``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    return boxes * np.array([sx, sy, sx, sy])
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into a square canvas: scale, then padding on the left and top."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_original(self, boxes: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+        """Map [x1, y1, x2, y2] boxes on the canvas back to the original image, clipped to it."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, original_size[0])
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, original_size[1])
+        return boxes
+
+    def from_original(self, boxes: np.ndarray) -> np.ndarray:
+        """Map [x1, y1, x2, y2] boxes of the original image onto the canvas."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * self.scale
+        return boxes + np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Fit ``image`` into a ``size`` x ``size`` canvas, centred, aspect kept (Ultralytics' convention).
+
+    Written here rather than imported from Ultralytics because the gate must run without it.
+    """
+    height, width = image.shape[:2]
+    scale = min(size / width, size / height)
+    new_w, new_h = round(width * scale), round(height * scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if scale != 1 else image
+    pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)
+    canvas = cv2.copyMakeBorder(
+        resized, top, size - new_h - top, left, size - new_w - left, cv2.BORDER_CONSTANT, value=(pad_value,) * 3
+    )
+    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
