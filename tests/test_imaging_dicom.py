@@ -102,8 +102,14 @@ PHANTOM_LESIONS = [1, 4]
 def _phantom_dicom(tmp_path: Path, name: str, encoding: Encoding, long_side: int = 192) -> Path:
     image, _ = render_phantom(sample_spec(11, long_side, PHANTOM_LESIONS))
     path = tmp_path / name
-    write_phantom_dicom(path, image, encoding, {"study_id": "1.2.3", "series_id": "1.2.3.4", "image_id": "1.2.3.4.5"},
-                        "00001", np.random.default_rng(3))
+    write_phantom_dicom(
+        path,
+        image,
+        encoding,
+        {"study_id": "1.2.3", "series_id": "1.2.3.4", "image_id": "1.2.3.4.5"},
+        "00001",
+        np.random.default_rng(3),
+    )
     return path
 
 
@@ -145,8 +151,9 @@ def test_every_phantom_variant_reads_bone_bright(tmp_path: Path, encoding: Encod
 
 
 def test_reduced_jpeg2000_decode_matches_full_decode_and_resize(tmp_path: Path) -> None:
-    path = _phantom_dicom(tmp_path, "j2k.dicom", Encoding(syntax="j2k", bits_stored=12, modality=False),
-                          long_side=640)
+    path = _phantom_dicom(
+        tmp_path, "j2k.dicom", Encoding(syntax="j2k", bits_stored=12, modality=False), long_side=640
+    )
     fast, meta = load_windowed(path, 256)
     assert meta.reduction == 1  # 640 -> 320 >= 256: one resolution level skipped
     full, full_meta = read_image(path)

@@ -1,7 +1,27 @@
-"""VinDr-SpineXR data: the release format, preparation into a training cache, study-level splits, phantoms."""
+"""VinDr-SpineXR data: the release format, preparation into a training cache, study-level splits, phantoms.
 
-from .prepare import PrepareConfig, PrepareResult, prepare_dataset
-from .synth import phantom_plan, synthesize
-from .vindr import CLASS_NAMES, PAPER_ORDER
+Names are imported on first use, so that light submodules (the prepare worker) do not pull in pandas and
+scikit-learn.
+"""
 
-__all__ = ["CLASS_NAMES", "PAPER_ORDER", "PrepareConfig", "PrepareResult", "phantom_plan", "prepare_dataset", "synthesize"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CLASS_NAMES": "vindr",
+    "PAPER_ORDER": "vindr",
+    "PrepareConfig": "prepare",
+    "PrepareResult": "prepare",
+    "prepare_dataset": "prepare",
+    "phantom_plan": "synth",
+    "synthesize": "synth",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

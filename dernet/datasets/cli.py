@@ -36,16 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--images", type=int, default=40, help="number of images (default 40)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     synth.add_argument("--long-side", type=int, default=640, help="image long side in px (default 640)")
-    synth.add_argument("--release-like", action="store_true",
-                       help="encode every image like the real release (JPEG 2000 Lossless, 12-bit, MONOCHROME2)")
+    synth.add_argument(
+        "--release-like",
+        action="store_true",
+        help="encode every image like the real release (JPEG 2000 Lossless, 12-bit, MONOCHROME2)",
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(run=_synth)
 
     prepare = commands.add_parser("prepare", help="prepare the release (or a phantom) for training")
     prepare.add_argument("--source", type=Path, required=True, help="release folder: annotations/, *_images/")
     prepare.add_argument("--out", type=Path, required=True, help="output folder (e.g. data/prepared)")
-    prepare.add_argument("--config", type=Path, default=None,
-                         help=f"YAML with a 'prepare' section (default {DEFAULT_CONFIG} when it exists)")
+    prepare.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML with a 'prepare' section (default {DEFAULT_CONFIG} when it exists)",
+    )
     prepare.add_argument("--long-side", type=int, help="cache long side in px (overrides the config)")
     prepare.add_argument("--workers", type=int, help="parallel worker processes (overrides the config)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
@@ -56,9 +63,17 @@ def _parser() -> argparse.ArgumentParser:
 def _synth(args: argparse.Namespace) -> int:
     if args.images < 1 or args.long_side < 64:
         raise ValueError("--images must be at least 1 and --long-side at least 64")
-    summary = synthesize(args.out, images=args.images, seed=args.seed, long_side=args.long_side,
-                         release_like=args.release_like, progress=not args.quiet)
-    counts = ", ".join(f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items())
+    summary = synthesize(
+        args.out,
+        images=args.images,
+        seed=args.seed,
+        long_side=args.long_side,
+        release_like=args.release_like,
+        progress=not args.quiet,
+    )
+    counts = ", ".join(
+        f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items()
+    )
     print(f"phantom written to {args.out} ({counts})")
     return 0
 

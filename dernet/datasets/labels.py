@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from .vindr import Box
-
-__all__ = ["yolo_label_lines"]
+__all__ = ["Box", "yolo_label_lines"]
 
 
-def yolo_label_lines(boxes: Iterable[Box], width: int, height: int, min_size: float = 1.0) -> tuple[list[str], int]:
+@dataclass(frozen=True)
+class Box:
+    """One radiologist's box in original pixel coordinates."""
+
+    class_id: int
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+
+def yolo_label_lines(
+    boxes: Iterable[Box], width: int, height: int, min_size: float = 1.0
+) -> tuple[list[str], int]:
     """``class cx cy w h`` lines normalized to 0..1, and how many boxes were dropped as degenerate.
 
     A box is clipped to the image first; one narrower or lower than ``min_size`` original pixels after

@@ -77,12 +77,25 @@ def sample_spec(seed: int, long_side: int, lesion_classes: list[int]) -> Phantom
     for k in range(n_bodies):
         cy = top + pitch * (k + 0.5)
         cx = axis + curve * np.sin(np.pi * cy / height + phase)
-        bodies.append(Body(cx, cy, half_w * rng.uniform(0.95, 1.05), pitch * rng.uniform(0.34, 0.37),
-                           tilt=rng.uniform(-0.06, 0.06)))
+        bodies.append(
+            Body(
+                cx,
+                cy,
+                half_w * rng.uniform(0.95, 1.05),
+                pitch * rng.uniform(0.34, 0.37),
+                tilt=rng.uniform(-0.06, 0.06),
+            )
+        )
     lesions = _place_lesions(rng, lesion_classes, n_bodies)
     return PhantomSpec(
-        seed=seed, width=width, height=height, bodies=tuple(bodies), lesions=lesions,
-        gain=rng.uniform(0.8, 0.98), gamma=rng.uniform(0.8, 1.25), offset=rng.uniform(-0.04, 0.02),
+        seed=seed,
+        width=width,
+        height=height,
+        bodies=tuple(bodies),
+        lesions=lesions,
+        gain=rng.uniform(0.8, 0.98),
+        gamma=rng.uniform(0.8, 1.25),
+        offset=rng.uniform(-0.04, 0.02),
         noise=rng.uniform(0.006, 0.014),
     )
 
@@ -102,7 +115,9 @@ def _place_lesions(rng: np.random.Generator, classes: list[int], n_bodies: int) 
     return tuple(placed)
 
 
-def render_phantom(spec: PhantomSpec, with_lesions: bool = True) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
+def render_phantom(
+    spec: PhantomSpec, with_lesions: bool = True
+) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
     """The phantom as float32 in [0, 1] (bone bright) and its lesion boxes [(class_id, [x1, y1, x2, y2])].
 
     Lesions are applied one at a time; each box bounds the pixels that lesion changed.
@@ -122,7 +137,12 @@ def render_phantom(spec: PhantomSpec, with_lesions: bool = True) -> tuple[np.nda
             delta = changed - attenuation
             ys, xs = np.nonzero(np.abs(delta) > 1e-4)
             if len(xs):
-                boxes.append((lesion.class_id, [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]))
+                boxes.append(
+                    (
+                        lesion.class_id,
+                        [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+                    )
+                )
             attenuation = changed
     image = spec.offset + spec.gain * np.power(background + attenuation, spec.gamma) + spec.noise * noise
     return np.clip(image, 0.0, 1.0).astype(np.float32), boxes
@@ -170,8 +190,12 @@ class _Anatomy:
         elif lesion.class_id == 5:
             loss = 0.3 + 0.15 * v
             self.bodies[lesion.level] = replace(
-                body, cy=body.cy + body.half_h * loss * 0.5, half_h=body.half_h * (1 - loss * 0.5),
-                wedge=0.35 + 0.2 * v, density=0.06)
+                body,
+                cy=body.cy + body.half_h * loss * 0.5,
+                half_h=body.half_h * (1 - loss * 0.5),
+                wedge=0.35 + 0.2 * v,
+                density=0.06,
+            )
         elif lesion.class_id == 6:
             self.extra += self._lytic_focus(body, v)
         return self.draw()
@@ -198,10 +222,13 @@ class _Anatomy:
         band = np.zeros(self.xx.shape, bool)
         holes = np.zeros(self.xx.shape, bool)
         bodies = self.spec.bodies  # the column stays put when a body slips or collapses
-        for upper, lower, fill in zip(bodies[:-1], bodies[1:], self.foramen_fill):
+        for upper, lower, fill in zip(bodies[:-1], bodies[1:], self.foramen_fill, strict=True):
             x0 = (upper.cx + lower.cx) / 2 + (upper.half_w + lower.half_w) / 2 + 0.12 * upper.half_w
-            band |= (self.xx >= x0) & (self.xx < x0 + 1.1 * upper.half_w) & (
-                (self.yy >= upper.cy - upper.half_h) & (self.yy < lower.cy + lower.half_h))
+            band |= (
+                (self.xx >= x0)
+                & (self.xx < x0 + 1.1 * upper.half_w)
+                & ((self.yy >= upper.cy - upper.half_h) & (self.yy < lower.cy + lower.half_h))
+            )
             fx, fy = x0 + 0.45 * upper.half_w, (upper.cy + upper.half_h + lower.cy - lower.half_h) / 2
             rx, ry = 0.24 * upper.half_w, 0.3 * (lower.cy - upper.cy)
             hole = ((self.xx - fx) / rx) ** 2 + ((self.yy - fy) / ry) ** 2 < 1
@@ -235,11 +262,19 @@ class _Anatomy:
             normal = np.array([-direction[1], direction[0]])
             end = start + direction * body.half_w * 1.35
             half = 2.2
-            shaft = np.array([start + normal * half, end + normal * half, end - normal * half, start - normal * half])
+            shaft = np.array(
+                [start + normal * half, end + normal * half, end - normal * half, start - normal * half]
+            )
             s = (self.xx - start[0]) * direction[0] + (self.yy - start[1]) * direction[1]
             threads = 0.8 + 0.2 * np.sin(2 * np.pi * s / 4.0)
-            head = np.array([start + normal * 5 - direction * 6, start + normal * 5, start - normal * 5,
-                             start - normal * 5 - direction * 6])
+            head = np.array(
+                [
+                    start + normal * 5 - direction * 6,
+                    start + normal * 5,
+                    start - normal * 5,
+                    start - normal * 5 - direction * 6,
+                ]
+            )
             layer = np.maximum(layer, self._polygon(shaft) * threads * self.METAL)
             layer = np.maximum(layer, self._polygon(head) * self.METAL)
         return layer
@@ -251,10 +286,19 @@ class _Anatomy:
         grow = (gap_bottom - gap_top) * (1 - keep) / 2
         half_w = min(upper.half_w, lower.half_w) * 0.93
         cx = (upper.cx + lower.cx) / 2
-        slab_a = np.array([[cx - half_w, gap_top], [cx + half_w, gap_top], [cx + half_w, gap_top + grow],
-                           [cx - half_w, gap_top + grow]], np.float32)
+        slab_a = np.array(
+            [
+                [cx - half_w, gap_top],
+                [cx + half_w, gap_top],
+                [cx + half_w, gap_top + grow],
+                [cx - half_w, gap_top + grow],
+            ],
+            np.float32,
+        )
         slab_b = slab_a + np.array([0, gap_bottom - gap_top - grow], np.float32)
-        return (self._polygon(slab_a) + self._polygon(slab_b)) * (self.TRABECULAR + self.CORTEX * 0.5 + self.texture)
+        return (self._polygon(slab_a) + self._polygon(slab_b)) * (
+            self.TRABECULAR + self.CORTEX * 0.5 + self.texture
+        )
 
     def _lytic_focus(self, body: Body, v: float) -> np.ndarray:
         u, w = self._local(body)

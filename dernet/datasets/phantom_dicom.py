@@ -45,7 +45,12 @@ def encoding_for(index: int) -> Encoding:
 
 
 def write_phantom_dicom(
-    path: Path, image01: np.ndarray, encoding: Encoding, uids: dict[str, str], patient: str, rng: np.random.Generator
+    path: Path,
+    image01: np.ndarray,
+    encoding: Encoding,
+    uids: dict[str, str],
+    patient: str,
+    rng: np.random.Generator,
 ) -> None:
     """Write ``image01`` (float in [0, 1], bone bright) as a single-frame DX DICOM file."""
     stored, window = _stored_values(image01, encoding, rng)
@@ -76,7 +81,7 @@ def write_phantom_dicom(
     ds.PixelData = stored.tobytes()
     if encoding.syntax != "explicit":
         plugin = "pylibjpeg" if encoding.syntax == "j2k" else "pydicom"
-        ds.compress(SYNTAXES[encoding.syntax], encoding_plugin=plugin)
+        ds.compress(SYNTAXES[encoding.syntax], encoding_plugin=plugin, generate_instance_uid=False)
     write_bytes_atomic(path, _to_bytes(ds))
 
 

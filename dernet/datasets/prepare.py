@@ -1,4 +1,4 @@
-"""`prepare`: the VinDr-SpineXR release layout to a windowed PNG cache, YOLO labels and a classification table.
+"""`prepare`: the VinDr-SpineXR release to a windowed PNG cache, YOLO labels and a classification table.
 
 Parallel over images, resumable (an image is done when its PNG exists at the expected size; every file is
 written atomically), and tolerant: an unreadable image is reported, skipped and counted.
@@ -7,26 +7,22 @@ written atomically), and tolerant: an unreadable image is reported, skipped and 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import pandas as pd
-import pydicom
-from PIL import Image
 from tqdm import tqdm
 
-from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
-from ..imaging import ImageReadError, load_windowed, resized_size
-from .labels import yolo_label_lines
+from ..fileio import write_json_atomic, write_text_atomic
+from .cache import ImageJob, ImageResult, init_worker, prepare_image
 from .splits import assign_folds, rarest_label
 from .summary import build_summary
-from .vindr import CLASS_NAMES, AnnotatedImage, Box, read_annotations
+from .vindr import CLASS_NAMES, AnnotatedImage, read_annotations
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare_dataset"]
 
@@ -50,31 +46,11 @@ class PrepareConfig:
         if self.long_side < 32:
             raise ValueError(f"long_side must be at least 32 px, got {self.long_side}")
         if self.folds < 2 or not 0 <= self.val_fold < self.folds:
-            raise ValueError(f"need folds >= 2 and 0 <= val_fold < folds, got folds={self.folds}, val_fold={self.val_fold}")
+            raise ValueError(
+                f"need folds >= 2 and 0 <= val_fold < folds, got folds={self.folds}, val_fold={self.val_fold}"
+            )
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    image_id: str
-    source: Path
-    split: str
-    boxes: tuple[Box, ...]
-    out_dir: Path
-    long_side: int
-    min_box_px: float
-
-
-@dataclass
-class ImageResult:
-    image_id: str
-    split: str
-    width: int = 0
-    height: int = 0
-    dropped_boxes: int = 0
-    error: str | None = None
-    reused: bool = False
 
 
 @dataclass
@@ -86,7 +62,9 @@ class PrepareResult:
     skipped: list[ImageResult] = field(default_factory=list)
 
 
-def prepare_dataset(source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True) -> PrepareResult:
+def prepare_dataset(
+    source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True
+) -> PrepareResult:
     """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md)."""
     source, out_dir = Path(source), Path(out_dir).resolve()
     annotations, remapped = _read_release(source)
@@ -141,7 +119,7 @@ def _assign_splits(annotations: dict[str, AnnotatedImage], config: PrepareConfig
     strata = [rarest_label(set(filter(None, t.split(";"))), frequency) for t in table[train].lesion_types]
     table.loc[train, "fold"] = assign_folds(list(table[train].study_id), strata, config.folds, config.seed)
     table.loc[train & (table.fold == config.val_fold), "split"] = "val"
-    table["path"] = [f"images/{s}/{i}.png" for s, i in zip(table.split, table.image_id)]
+    table["path"] = [f"images/{s}/{i}.png" for s, i in zip(table.split, table.image_id, strict=True)]
     return table
 
 
@@ -178,51 +156,10 @@ def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageR
     bar = dict(total=len(jobs), desc="prepare", unit="img", disable=not progress, file=sys.stderr)
     if workers == 1:
         return [prepare_image(job) for job in tqdm(jobs, **bar)]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    # spawn, not fork: a forked child can inherit OpenCV's or OpenMP's thread pools mid-use and hang
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker) as pool:
         return list(tqdm(pool.map(prepare_image, jobs, chunksize=2), **bar))
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe
-
-
-def prepare_image(job: ImageJob) -> ImageResult:
-    """Cache one image and write its labels; errors are returned, not raised, so one file never stops a run."""
-    result = ImageResult(job.image_id, job.split)
-    png = job.out_dir / "images" / job.split / f"{job.image_id}.png"
-    try:
-        reused = _cached_size(png, job)
-        if reused:
-            result.width, result.height, result.reused = *reused, True
-        else:
-            windowed, meta = load_windowed(job.source, job.long_side, name=str(job.source))
-            write_png_atomic(png, windowed)
-            result.width, result.height = meta.width, meta.height
-    except ImageReadError as err:
-        result.error = str(err)
-        return result
-    except OSError as err:
-        result.error = f"{job.source}: {err}"
-        return result
-    lines, result.dropped_boxes = yolo_label_lines(job.boxes, result.width, result.height, job.min_box_px)
-    label = job.out_dir / "labels" / job.split / f"{job.image_id}.txt"
-    write_text_atomic(label, "".join(line + "\n" for line in lines))
-    return result
-
-
-def _cached_size(png: Path, job: ImageJob) -> tuple[int, int] | None:
-    """The original (width, height) if ``png`` is a finished cache of this image, else None."""
-    if not png.is_file() or not job.source.is_file():
-        return None
-    try:
-        header = pydicom.dcmread(job.source, stop_before_pixels=True)
-        width, height = int(header.Columns), int(header.Rows)
-    except Exception:  # not a readable DICOM header: decode again, which reports the real reason
-        return None
-    with Image.open(png) as cached:  # reads the header only
-        if cached.size != resized_size(width, height, job.long_side):
-            return None
-    return width, height
 
 
 def _write_data_yaml(out_dir: Path) -> None:

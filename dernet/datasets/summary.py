@@ -23,7 +23,7 @@ def build_summary(
     config: Any,
     source: Path,
 ) -> dict[str, Any]:
-    """Counts per split (images, normal/abnormal, per class images and annotated boxes) and what was dropped."""
+    """Counts per split (images, normal/abnormal, images and boxes per class) and what was dropped."""
     results = list(results)
     splits: dict[str, Any] = {}
     for split in ("train", "val", "test"):
@@ -60,21 +60,24 @@ def build_summary(
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A Markdown table of images/boxes per class and split, classes in the papers' order."""
-    splits = [s for s in ("train", "val", "test") if s in summary["splits"]]
-    header = "| class | " + " | ".join(f"{s} images | {s} boxes" for s in splits) + " |"
-    lines = [header, "|" + "---|" * (1 + 2 * len(splits))]
+    splits = {name: summary["splits"][name] for name in ("train", "val", "test") if name in summary["splits"]}
+    lines = [
+        "| class | " + " | ".join(f"{name} images | {name} boxes" for name in splits) + " |",
+        "|" + "---|" * (1 + 2 * len(splits)),
+    ]
     for class_id in PAPER_ORDER:
         name = CLASS_NAMES[class_id]
-        cells = [f"{summary['splits'][s]['per_class'][name]['images']} | {summary['splits'][s]['per_class'][name]['boxes']}"
-                 for s in splits]
+        cells = [
+            f"{s['per_class'][name]['images']} | {s['per_class'][name]['boxes']}" for s in splits.values()
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for key in ("normal", "abnormal", "images"):
-        lines.append(f"| {key} (all) | " + " | ".join(f"{summary['splits'][s][key]} | " for s in splits) + " |")
+        lines.append(f"| {key} (all) | " + " | ".join(f"{s[key]} | " for s in splits.values()) + " |")
     dropped = summary["dropped_boxes"]
-    lines.append("")
-    lines.append(
-        f"dropped boxes: {dropped['degenerate']} degenerate, {dropped['missing_coordinates']} without coordinates; "
-        f"remapped lesion types: {sum(summary['remapped_lesion_types'].values())}; "
-        f"skipped images: {len(summary['skipped_images'])}"
-    )
+    lines += [
+        "",
+        f"dropped boxes: {dropped['degenerate']} degenerate, {dropped['missing_coordinates']} without "
+        f"coordinates; remapped lesion types: {sum(summary['remapped_lesion_types'].values())}; "
+        f"skipped images: {len(summary['skipped_images'])}",
+    ]
     return "\n".join(lines)

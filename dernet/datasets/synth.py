@@ -35,7 +35,9 @@ class PhantomImage:
     encoding: Encoding
 
 
-def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: bool = False) -> list[PhantomImage]:
+def phantom_plan(
+    images: int, seed: int, long_side: int = 640, release_like: bool = False
+) -> list[PhantomImage]:
     """The images of a phantom, without drawing them: studies of one or two images, ~20% of studies in
     test, about half the images normal, abnormal ones with one to three lesions of balanced classes."""
     rng = np.random.default_rng(seed)
@@ -47,13 +49,24 @@ def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: boo
         study_id = make_uid(seed, "study", study)
         for _ in range(per_study):
             index = len(plan)
-            classes = [] if rng.uniform() < 0.5 else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
+            classes = (
+                []
+                if rng.uniform() < 0.5
+                else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
+            )
             spec = sample_spec(int(rng.integers(2**31)), long_side, [int(c) for c in classes])
-            plan.append(PhantomImage(
-                index=index, split=split, study_id=study_id, series_id=make_uid(seed, "series", study, index),
-                image_id=make_uid(seed, "image", index), rad_id=f"R{1 + index % 3}", spec=spec,
-                encoding=RELEASE_LIKE if release_like else encoding_for(index),
-            ))
+            plan.append(
+                PhantomImage(
+                    index=index,
+                    split=split,
+                    study_id=study_id,
+                    series_id=make_uid(seed, "series", study, index),
+                    image_id=make_uid(seed, "image", index),
+                    rad_id=f"R{1 + index % 3}",
+                    spec=spec,
+                    encoding=RELEASE_LIKE if release_like else encoding_for(index),
+                )
+            )
         study += 1
     if not any(p.split == "test" for p in plan) and len({p.study_id for p in plan}) > 1:
         last = plan[-1].study_id  # a release always has a test split
@@ -62,7 +75,11 @@ def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: boo
 
 
 def synthesize(
-    out_dir: Path, images: int = 40, seed: int = 0, long_side: int = 640, release_like: bool = False,
+    out_dir: Path,
+    images: int = 40,
+    seed: int = 0,
+    long_side: int = 640,
+    release_like: bool = False,
     progress: bool = True,
 ) -> dict:
     """Draw, encode and write the phantom; returns the summary also written to ``summary.json``."""
@@ -73,8 +90,14 @@ def synthesize(
     for item in tqdm(plan, desc="synth", unit="img", disable=not progress, file=sys.stderr):
         image, boxes = render_phantom(item.spec)
         path = out_dir / f"{item.split}_images" / f"{item.image_id}.dicom"
-        write_phantom_dicom(path, image, item.encoding, _uids(item), f"{item.index:05d}",
-                            np.random.default_rng([seed, item.index]))
+        write_phantom_dicom(
+            path,
+            image,
+            item.encoding,
+            _uids(item),
+            f"{item.index:05d}",
+            np.random.default_rng([seed, item.index]),
+        )
         ids = [item.study_id, item.series_id, item.image_id, item.rad_id]
         if not boxes:
             rows[item.split].append(ids + [NO_FINDING, "", "", "", ""])
@@ -100,8 +123,9 @@ def _csv_text(rows: list[list]) -> str:
     return buffer.getvalue()
 
 
-def _summary(plan: list[PhantomImage], rows: dict[str, list[list]], box_sizes: list[float], seed: int,
-             long_side: int) -> dict:
+def _summary(
+    plan: list[PhantomImage], rows: dict[str, list[list]], box_sizes: list[float], seed: int, long_side: int
+) -> dict:
     splits = {}
     for split, split_rows in rows.items():
         images = [p for p in plan if p.split == split]
@@ -118,7 +142,9 @@ def _summary(plan: list[PhantomImage], rows: dict[str, list[list]], box_sizes: l
         "seed": seed,
         "long_side": long_side,
         "splits": splits,
-        "box_long_side_fraction_quantiles": dict(zip([str(q) for q in BOX_QUANTILES], quantiles)),
+        "box_long_side_fraction_quantiles": dict(
+            zip([str(q) for q in BOX_QUANTILES], quantiles, strict=False)
+        ),
         "encodings": _encoding_counts(plan),
     }
 

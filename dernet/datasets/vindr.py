@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .labels import Box
+
 __all__ = [
     "CLASS_NAMES",
     "CSV_COLUMNS",
@@ -36,17 +38,6 @@ NO_FINDING = "No finding"
 CSV_COLUMNS = ("study_id", "series_id", "image_id", "rad_id", "lesion_type", "xmin", "ymin", "xmax", "ymax")
 
 
-@dataclass(frozen=True)
-class Box:
-    """One radiologist's box in original pixel coordinates."""
-
-    class_id: int
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-
-
 @dataclass
 class AnnotatedImage:
     """Everything the CSV says about one image."""
@@ -66,10 +57,14 @@ class AnnotatedImage:
 
 def read_annotations(csv_path: Path, split: str, remapped: Counter) -> dict[str, AnnotatedImage]:
     """Group a release CSV by image. Unknown lesion types become 'Other lesions', counted in ``remapped``."""
-    table = pd.read_csv(csv_path, dtype={"study_id": str, "series_id": str, "image_id": str, "lesion_type": str})
+    table = pd.read_csv(
+        csv_path, dtype={"study_id": str, "series_id": str, "image_id": str, "lesion_type": str}
+    )
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
+        raise ValueError(
+            f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
+        )
     images: dict[str, AnnotatedImage] = {}
     for row in table.itertuples(index=False):
         image = images.get(row.image_id)

@@ -42,7 +42,9 @@ def reduction_level(long_side: int, target_long_side: int | None) -> int:
     return level
 
 
-def read_dicom(source: str | BinaryIO, name: str, target_long_side: int | None = None) -> tuple[np.ndarray, ImageMeta]:
+def read_dicom(
+    source: str | BinaryIO, name: str, target_long_side: int | None = None
+) -> tuple[np.ndarray, ImageMeta]:
     """Read one single-frame DICOM image as float32 in [0, 1], bone bright, plus its metadata.
 
     With ``target_long_side``, a JPEG 2000 file at least twice that size is decoded at a reduced level;
@@ -79,7 +81,9 @@ def _read_dataset(source: str | BinaryIO, name: str) -> Dataset:
         raise ImageReadError(name, f"DICOM without pixel data ({kind}); an image is expected")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        raise ImageReadError(name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected")
+        raise ImageReadError(
+            name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected"
+        )
     for tag in ("Rows", "Columns"):
         if not ds.get(tag):
             raise ImageReadError(name, f"DICOM without {tag}; the image geometry is unknown")
@@ -106,12 +110,14 @@ def _decode_full(ds: Dataset, name: str) -> np.ndarray:
     pixels = pixels.astype(pixels.dtype.newbyteorder("="), copy=False)  # pydicom 3 may keep big-endian order
     expected_ndim = 3 if int(ds.get("SamplesPerPixel", 1)) > 1 else 2
     if pixels.ndim != expected_ndim:
-        raise ImageReadError(name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected")
+        raise ImageReadError(
+            name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected"
+        )
     return pixels
 
 
 def _decode_reduced(ds: Dataset, level: int) -> np.ndarray | None:
-    """Decode a JPEG 2000 frame at 1/2**level resolution with Pillow; None when this file does not allow it."""
+    """Decode a JPEG 2000 frame at 1/2**level resolution with Pillow; None if this file does not allow it."""
     try:
         codestream = get_frame(ds.PixelData, 0, number_of_frames=1)
         params: dict[str, Any] = get_j2k_parameters(codestream)
@@ -164,4 +170,6 @@ def _auto_window(values: np.ndarray) -> np.ndarray:
     and a reduced-resolution decode averages them away, so the two decodes would disagree.
     """
     low, high = (float(v) for v in np.percentile(values, AUTO_WINDOW_PERCENTILES))
-    return (values.astype(np.float32) - low) / (high - low) if high > low else np.zeros(values.shape, np.float32)
+    return (
+        (values.astype(np.float32) - low) / (high - low) if high > low else np.zeros(values.shape, np.float32)
+    )

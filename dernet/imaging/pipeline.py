@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -19,11 +18,11 @@ from .dicom import read_dicom
 from .errors import ImageReadError
 from .meta import ImageMeta
 from .raster import array_to_unit, read_raster
-from .transforms import ClaheParams, apply_clahe, resize_reduced, to_uint8
+from .transforms import DEFAULT_CLAHE, ClaheParams, apply_clahe, resize_reduced, to_uint8
 
 __all__ = ["Source", "load_windowed", "model_ready", "read_image", "sniff_format"]
 
-Source = Union[str, os.PathLike, bytes, np.ndarray]
+Source = str | os.PathLike | bytes | np.ndarray
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -77,7 +76,7 @@ def load_windowed(source: Source, long_side: int, name: str | None = None) -> tu
 
 
 def model_ready(
-    source: Source, long_side: int, clahe: ClaheParams = ClaheParams(), name: str | None = None
+    source: Source, long_side: int, clahe: ClaheParams = DEFAULT_CLAHE, name: str | None = None
 ) -> tuple[np.ndarray, ImageMeta]:
     """The model's input image: :func:`load_windowed` followed by CLAHE."""
     windowed, meta = load_windowed(source, long_side, name=name)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "DEFAULT_CLAHE",
     "ClaheParams",
     "Letterbox",
     "apply_clahe",
@@ -34,7 +35,9 @@ def resized_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize_long_side(image: np.ndarray, long_side: int, original_size: tuple[int, int] | None = None) -> np.ndarray:
+def resize_long_side(
+    image: np.ndarray, long_side: int, original_size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Resize so the long side is ``long_side``.
 
     ``original_size`` (width, height) fixes the output size from the original image's geometry, so an image
@@ -49,8 +52,10 @@ def resize_long_side(image: np.ndarray, long_side: int, original_size: tuple[int
     return cv2.resize(image, (out_w, out_h), interpolation=interpolation)
 
 
-def resize_reduced(image: np.ndarray, level: int, original_size: tuple[int, int], long_side: int) -> np.ndarray:
-    """Resize an image decoded at JPEG 2000 resolution level ``level`` to the long side, on the original's grid.
+def resize_reduced(
+    image: np.ndarray, level: int, original_size: tuple[int, int], long_side: int
+) -> np.ndarray:
+    """Resize an image decoded at JPEG 2000 level ``level`` to the long side, on the original's pixel grid.
 
     A reduced JPEG 2000 sample j is the wavelet low-pass centred on original pixel 2**level * j, not the
     mean of a 2**level block, so the reduced image sits (2**level - 1) / 2 original pixels off the grid an
@@ -60,7 +65,9 @@ def resize_reduced(image: np.ndarray, level: int, original_size: tuple[int, int]
         shift = (2**level - 1) / 2 ** (level + 1)  # in reduced pixels
         to_source = np.array([[1.0, 0.0, shift], [0.0, 1.0, shift]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        image = cv2.warpAffine(image, to_source, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        image = cv2.warpAffine(
+            image, to_source, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE
+        )
     return resize_long_side(image, long_side, original_size)
 
 
@@ -69,7 +76,10 @@ def to_uint8(image01: np.ndarray) -> np.ndarray:
     return np.clip(image01 * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def apply_clahe(image: np.ndarray, params: ClaheParams = ClaheParams()) -> np.ndarray:
+DEFAULT_CLAHE = ClaheParams()
+
+
+def apply_clahe(image: np.ndarray, params: ClaheParams = DEFAULT_CLAHE) -> np.ndarray:
     """OpenCV CLAHE on an 8-bit grayscale image (deterministic for the same input and parameters)."""
     if image.dtype != np.uint8 or image.ndim != 2:
         raise ValueError(f"CLAHE expects a 2-D uint8 image, got {image.dtype} with shape {image.shape}")
@@ -119,6 +129,12 @@ def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.nd
     pad_x, pad_y = (size - new_w) / 2, (size - new_h) / 2
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)
     canvas = cv2.copyMakeBorder(
-        resized, top, size - new_h - top, left, size - new_w - left, cv2.BORDER_CONSTANT, value=(pad_value,) * 3
+        resized,
+        top,
+        size - new_h - top,
+        left,
+        size - new_w - left,
+        cv2.BORDER_CONSTANT,
+        value=(pad_value,) * 3,
     )
     return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
