@@ -52,7 +52,7 @@ prepare-data: install ## prepare a release: make prepare-data SOURCE=path/to/vin
 demo: install ## phantom -> prepare (what exists so far); prints where the outputs are
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
-		--config configs/demo/data.yaml --quiet
+		--config configs/demo/data.yaml
 	@echo ""
 	@echo "Demo outputs:"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
