@@ -49,7 +49,10 @@ prepare-data: install ## prepare a release: make prepare-data SOURCE=path/to/vin
 	@test -n "$(SOURCE)" || { echo "usage: make prepare-data SOURCE=path/to/release [OUT=$(PREPARED)]"; exit 2; }
 	$(PY) -m dernet.datasets prepare --source $(SOURCE) --out $(or $(OUT),$(PREPARED))
 
-demo: install ## phantom -> prepare (what exists so far); prints where the outputs are
+$(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
+	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
+
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare (what exists so far); prints where the outputs are
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
 		--config configs/demo/data.yaml

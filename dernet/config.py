@@ -9,7 +9,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "from_mapping", "load_yaml"]
+from .imaging.transforms import ClaheParams
+
+__all__ = ["ConfigError", "from_mapping", "load_clahe_params", "load_yaml"]
 
 T = TypeVar("T")
 
@@ -35,9 +37,21 @@ def from_mapping(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
     """Build dataclass ``cls`` from ``values``; an unknown key raises with the closest valid one."""
     values = dict(values or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key in values:
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+    _check_keys(values, fields, where)
     return cls(**values)
+
+
+def _check_keys(values: dict[str, Any], valid: Any, where: str) -> None:
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+
+
+def load_clahe_params(path: str | Path) -> ClaheParams:
+    """CLAHE settings from the `preprocessing` section of a data config (configs/data.yaml)."""
+    section = dict(load_yaml(path).get("preprocessing") or {})
+    known = {"clahe_clip_limit": "clip_limit", "clahe_tile_grid": "tile_grid"}
+    _check_keys(section, known, f"{path}: preprocessing")
+    return ClaheParams(**{known[k]: v for k, v in section.items()})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 # Before anything imports Ultralytics, timm or albumentations: nothing in the tests may wait on the network.
@@ -16,6 +15,7 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 import pytest  # noqa: E402
 
 from dernet.datasets import PrepareConfig, prepare_dataset, synthesize  # noqa: E402
+from dernet.runtime_env import ensure_ultralytics_config_dir  # noqa: E402
 
 PHANTOM_IMAGES = 24
 PHANTOM_SEED = 7
@@ -23,19 +23,7 @@ PHANTOM_LONG_SIDE = 256
 CACHE_LONG_SIDE = 128
 
 
-def _ultralytics_font() -> None:
-    """Ultralytics looks for Arial.ttf in its config dir and downloads it if absent: give it a local font."""
-    import matplotlib
-
-    target = Path(os.environ["YOLO_CONFIG_DIR"])
-    target.mkdir(parents=True, exist_ok=True)
-    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        if not (target / name).exists():
-            shutil.copy(font, target / name)
-
-
-_ultralytics_font()
+ensure_ultralytics_config_dir()
 
 
 @pytest.fixture(scope="session")

@@ -112,15 +112,17 @@ def test_rerun_restores_deleted_outputs_and_reuses_the_rest(
     originals = {p: p.read_bytes() for p in pngs[:3] + labels[:2]}
     for path in originals:
         path.unlink()
-    (pngs[3].parent / f".{pngs[3].name}.abc.tmp").write_bytes(
-        b"half"
-    )  # a killed write leaves only a temp file
+    temp = pngs[3].parent / f".{pngs[3].name}.abc.tmp"
+    temp.write_bytes(b"half")  # a killed write leaves only a temp file
+    stray = out / "images" / "train" / "not-in-the-release.png"
+    stray.write_bytes(pngs[4].read_bytes())
     result = prepare_dataset(
         phantom_dir, out, PrepareConfig(long_side=CACHE_LONG_SIDE, folds=3, workers=1), progress=False
     )
     for path, content in originals.items():
         assert path.read_bytes() == content
     assert result.summary["reused_images"] == PHANTOM_IMAGES - 3
+    assert not temp.exists() and not stray.exists()
 
 
 def test_changed_parameters_rebuild_the_cache(prepared_dir: Path, phantom_dir: Path, tmp_path: Path) -> None:
@@ -193,13 +195,20 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_config_file_matches_the_defaults_and_typos_are_caught(tmp_path: Path) -> None:
-    from dernet.config import ConfigError, from_mapping, load_yaml
+    from dernet.config import ConfigError, from_mapping, load_clahe_params, load_yaml
+    from dernet.imaging import ClaheParams
 
     root = Path(__file__).resolve().parents[1]
     assert (
         from_mapping(PrepareConfig, load_yaml(root / "configs" / "data.yaml")["prepare"], "data")
         == PrepareConfig()
     )
+    for config in ("data.yaml", "demo/data.yaml"):
+        assert load_clahe_params(root / "configs" / config) == ClaheParams(clip_limit=2.0, tile_grid=8)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preprocessing:\n  clahe_clip: 3\n")
+    with pytest.raises(ConfigError, match="did you mean 'clahe_clip_limit'"):
+        load_clahe_params(bad)
     with pytest.raises(ConfigError, match="did you mean 'long_side'"):
         from_mapping(PrepareConfig, {"long_sid": 512}, "data.yaml: prepare")
 

@@ -1,4 +1,4 @@
-"""Release-sized phantoms (2560 px, JPEG 2000 Lossless, 12-bit) through the reduced-resolution reader and prepare."""
+"""Release-sized phantoms (2560 px, JPEG 2000 Lossless, 12-bit) through the reduced reader and prepare."""
 
 from __future__ import annotations
 

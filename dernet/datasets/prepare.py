@@ -78,6 +78,7 @@ def prepare_dataset(
     table["height"] = [results[i].height for i in table.image_id]
     skipped = [r for r in results.values() if r.error]
     kept = table[~table.image_id.isin({r.image_id for r in skipped})]
+    _remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
 
     write_text_atomic(out_dir / "classification.csv", kept.to_csv(index=False))
     _write_data_yaml(out_dir)
@@ -160,6 +161,16 @@ def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageR
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker) as pool:
         return list(tqdm(pool.map(prepare_image, jobs, chunksize=2), **bar))
+
+
+def _remove_stale_files(out_dir: Path, kept: set[tuple[str, str]]) -> None:
+    """Drop cached images and labels that are no longer in the table (Ultralytics would train on them)."""
+    for kind, suffix in (("images", ".png"), ("labels", ".txt")):
+        for split in SPLITS:
+            for path in (out_dir / kind / split).glob("*"):
+                stale = path.suffix == suffix and (split, path.stem) not in kept
+                if stale or path.name.endswith(".tmp"):  # temp files of a killed run
+                    path.unlink(missing_ok=True)
 
 
 def _write_data_yaml(out_dir: Path) -> None:
