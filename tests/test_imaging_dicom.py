@@ -151,9 +151,7 @@ def test_every_phantom_variant_reads_bone_bright(tmp_path: Path, encoding: Encod
 
 
 def test_reduced_jpeg2000_decode_matches_full_decode_and_resize(tmp_path: Path) -> None:
-    path = _phantom_dicom(
-        tmp_path, "j2k.dicom", Encoding(syntax="j2k", bits_stored=12, modality=False), long_side=640
-    )
+    path = _phantom_dicom(tmp_path, "j2k.dicom", Encoding(syntax="j2k", bits_stored=12, modality=False), long_side=640)
     fast, meta = load_windowed(path, 256)
     assert meta.reduction == 1  # 640 -> 320 >= 256: one resolution level skipped
     full, full_meta = read_image(path)

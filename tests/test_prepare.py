@@ -57,9 +57,7 @@ def test_outputs_and_formats(prepared_dir: Path) -> None:
 
 
 def test_class_ids_follow_the_csv_lesion_types(prepared_dir: Path, phantom_dir: Path) -> None:
-    rows = pd.concat(
-        pd.read_csv(phantom_dir / "annotations" / f"{s}.csv", dtype=str) for s in ("train", "test")
-    )
+    rows = pd.concat(pd.read_csv(phantom_dir / "annotations" / f"{s}.csv", dtype=str) for s in ("train", "test"))
     table = pd.read_csv(prepared_dir / "classification.csv", dtype=str).set_index("image_id")
     for image_id, group in rows[rows.lesion_type != "No finding"].groupby("image_id"):
         labels = _labels(prepared_dir, table.loc[image_id, "split"], image_id)
@@ -81,15 +79,10 @@ def test_every_drawn_lesion_lies_inside_its_scaled_box(prepared_dir: Path) -> No
             continue
         without, _ = render_phantom(item.spec, with_lesions=False)
         split = table.loc[item.image_id, "split"]
-        cache = cv2.imread(
-            str(prepared_dir / "images" / split / f"{item.image_id}.png"), cv2.IMREAD_GRAYSCALE
-        )
+        cache = cv2.imread(str(prepared_dir / "images" / split / f"{item.image_id}.png"), cv2.IMREAD_GRAYSCALE)
         h, w = cache.shape
         changed = (
-            cv2.resize(
-                (np.abs(with_lesions - without) > 0).astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA
-            )
-            > 0
+            cv2.resize((np.abs(with_lesions - without) > 0).astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) > 0
         )
         inside = np.zeros_like(changed)
         for _, cx, cy, bw, bh in _labels(prepared_dir, split, item.image_id):
@@ -128,9 +121,7 @@ def test_rerun_restores_deleted_outputs_and_reuses_the_rest(
 def test_changed_parameters_rebuild_the_cache(prepared_dir: Path, phantom_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "prepared"
     shutil.copytree(prepared_dir, out)
-    result = prepare_dataset(
-        phantom_dir, out, PrepareConfig(long_side=96, folds=3, workers=1), progress=False
-    )
+    result = prepare_dataset(phantom_dir, out, PrepareConfig(long_side=96, folds=3, workers=1), progress=False)
     assert result.summary["reused_images"] == 0
     assert all(max(cv2.imread(str(p)).shape[:2]) == 96 for p in (out / "images").rglob("*.png"))
 
@@ -182,9 +173,7 @@ def test_bad_files_are_skipped_counted_and_exit_1(
 
 
 def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
-        datasets_main(["prepare", "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
-    )
+    assert datasets_main(["prepare", "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert datasets_main(["prepare", "--source", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
@@ -199,10 +188,7 @@ def test_config_file_matches_the_defaults_and_typos_are_caught(tmp_path: Path) -
     from dernet.imaging import ClaheParams
 
     root = Path(__file__).resolve().parents[1]
-    assert (
-        from_mapping(PrepareConfig, load_yaml(root / "configs" / "data.yaml")["prepare"], "data")
-        == PrepareConfig()
-    )
+    assert from_mapping(PrepareConfig, load_yaml(root / "configs" / "data.yaml")["prepare"], "data") == PrepareConfig()
     for config in ("data.yaml", "demo/data.yaml"):
         assert load_clahe_params(root / "configs" / config) == ClaheParams(clip_limit=2.0, tile_grid=8)
     bad = tmp_path / "bad.yaml"

@@ -71,9 +71,7 @@ def _synth(args: argparse.Namespace) -> int:
         release_like=args.release_like,
         progress=not args.quiet,
     )
-    counts = ", ".join(
-        f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items()
-    )
+    counts = ", ".join(f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items())
     print(f"phantom written to {args.out} ({counts})")
     return 0
 

@@ -19,9 +19,7 @@ class Box:
     ymax: float
 
 
-def yolo_label_lines(
-    boxes: Iterable[Box], width: int, height: int, min_size: float = 1.0
-) -> tuple[list[str], int]:
+def yolo_label_lines(boxes: Iterable[Box], width: int, height: int, min_size: float = 1.0) -> tuple[list[str], int]:
     """``class cx cy w h`` lines normalized to 0..1, and how many boxes were dropped as degenerate.
 
     A box is clipped to the image first; one narrower or lower than ``min_size`` original pixels after

@@ -115,9 +115,7 @@ def _place_lesions(rng: np.random.Generator, classes: list[int], n_bodies: int) 
     return tuple(placed)
 
 
-def render_phantom(
-    spec: PhantomSpec, with_lesions: bool = True
-) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
+def render_phantom(spec: PhantomSpec, with_lesions: bool = True) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
     """The phantom as float32 in [0, 1] (bone bright) and its lesion boxes [(class_id, [x1, y1, x2, y2])].
 
     Lesions are applied one at a time; each box bounds the pixels that lesion changed.
@@ -262,9 +260,7 @@ class _Anatomy:
             normal = np.array([-direction[1], direction[0]])
             end = start + direction * body.half_w * 1.35
             half = 2.2
-            shaft = np.array(
-                [start + normal * half, end + normal * half, end - normal * half, start - normal * half]
-            )
+            shaft = np.array([start + normal * half, end + normal * half, end - normal * half, start - normal * half])
             s = (self.xx - start[0]) * direction[0] + (self.yy - start[1]) * direction[1]
             threads = 0.8 + 0.2 * np.sin(2 * np.pi * s / 4.0)
             head = np.array(
@@ -296,9 +292,7 @@ class _Anatomy:
             np.float32,
         )
         slab_b = slab_a + np.array([0, gap_bottom - gap_top - grow], np.float32)
-        return (self._polygon(slab_a) + self._polygon(slab_b)) * (
-            self.TRABECULAR + self.CORTEX * 0.5 + self.texture
-        )
+        return (self._polygon(slab_a) + self._polygon(slab_b)) * (self.TRABECULAR + self.CORTEX * 0.5 + self.texture)
 
     def _lytic_focus(self, body: Body, v: float) -> np.ndarray:
         u, w = self._local(body)

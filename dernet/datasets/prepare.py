@@ -62,10 +62,12 @@ class PrepareResult:
     skipped: list[ImageResult] = field(default_factory=list)
 
 
-def prepare_dataset(
-    source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True
-) -> PrepareResult:
-    """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md)."""
+def prepare_dataset(source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True) -> PrepareResult:
+    """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md).
+
+    With ``config.workers > 1`` images are processed in spawned worker processes: a script calling this
+    needs the usual ``if __name__ == "__main__":`` guard.
+    """
     source, out_dir = Path(source), Path(out_dir).resolve()
     annotations, remapped = _read_release(source)
     table = _assign_splits(annotations, config)

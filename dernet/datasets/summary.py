@@ -67,9 +67,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for class_id in PAPER_ORDER:
         name = CLASS_NAMES[class_id]
-        cells = [
-            f"{s['per_class'][name]['images']} | {s['per_class'][name]['boxes']}" for s in splits.values()
-        ]
+        cells = [f"{s['per_class'][name]['images']} | {s['per_class'][name]['boxes']}" for s in splits.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for key in ("normal", "abnormal", "images"):
         lines.append(f"| {key} (all) | " + " | ".join(f"{s[key]} | " for s in splits.values()) + " |")

@@ -35,9 +35,7 @@ class PhantomImage:
     encoding: Encoding
 
 
-def phantom_plan(
-    images: int, seed: int, long_side: int = 640, release_like: bool = False
-) -> list[PhantomImage]:
+def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: bool = False) -> list[PhantomImage]:
     """The images of a phantom, without drawing them: studies of one or two images, ~20% of studies in
     test, about half the images normal, abnormal ones with one to three lesions of balanced classes."""
     rng = np.random.default_rng(seed)
@@ -49,11 +47,7 @@ def phantom_plan(
         study_id = make_uid(seed, "study", study)
         for _ in range(per_study):
             index = len(plan)
-            classes = (
-                []
-                if rng.uniform() < 0.5
-                else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
-            )
+            classes = [] if rng.uniform() < 0.5 else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
             spec = sample_spec(int(rng.integers(2**31)), long_side, [int(c) for c in classes])
             plan.append(
                 PhantomImage(
@@ -142,9 +136,7 @@ def _summary(
         "seed": seed,
         "long_side": long_side,
         "splits": splits,
-        "box_long_side_fraction_quantiles": dict(
-            zip([str(q) for q in BOX_QUANTILES], quantiles, strict=False)
-        ),
+        "box_long_side_fraction_quantiles": dict(zip([str(q) for q in BOX_QUANTILES], quantiles, strict=False)),
         "encodings": _encoding_counts(plan),
     }
 

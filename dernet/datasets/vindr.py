@@ -57,14 +57,10 @@ class AnnotatedImage:
 
 def read_annotations(csv_path: Path, split: str, remapped: Counter) -> dict[str, AnnotatedImage]:
     """Group a release CSV by image. Unknown lesion types become 'Other lesions', counted in ``remapped``."""
-    table = pd.read_csv(
-        csv_path, dtype={"study_id": str, "series_id": str, "image_id": str, "lesion_type": str}
-    )
+    table = pd.read_csv(csv_path, dtype={"study_id": str, "series_id": str, "image_id": str, "lesion_type": str})
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(
-            f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
-        )
+        raise ValueError(f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
     images: dict[str, AnnotatedImage] = {}
     for row in table.itertuples(index=False):
         image = images.get(row.image_id)

@@ -42,9 +42,7 @@ def reduction_level(long_side: int, target_long_side: int | None) -> int:
     return level
 
 
-def read_dicom(
-    source: str | BinaryIO, name: str, target_long_side: int | None = None
-) -> tuple[np.ndarray, ImageMeta]:
+def read_dicom(source: str | BinaryIO, name: str, target_long_side: int | None = None) -> tuple[np.ndarray, ImageMeta]:
     """Read one single-frame DICOM image as float32 in [0, 1], bone bright, plus its metadata.
 
     With ``target_long_side``, a JPEG 2000 file at least twice that size is decoded at a reduced level;
@@ -81,9 +79,7 @@ def _read_dataset(source: str | BinaryIO, name: str) -> Dataset:
         raise ImageReadError(name, f"DICOM without pixel data ({kind}); an image is expected")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        raise ImageReadError(
-            name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected"
-        )
+        raise ImageReadError(name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected")
     for tag in ("Rows", "Columns"):
         if not ds.get(tag):
             raise ImageReadError(name, f"DICOM without {tag}; the image geometry is unknown")
@@ -110,9 +106,7 @@ def _decode_full(ds: Dataset, name: str) -> np.ndarray:
     pixels = pixels.astype(pixels.dtype.newbyteorder("="), copy=False)  # pydicom 3 may keep big-endian order
     expected_ndim = 3 if int(ds.get("SamplesPerPixel", 1)) > 1 else 2
     if pixels.ndim != expected_ndim:
-        raise ImageReadError(
-            name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected"
-        )
+        raise ImageReadError(name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected")
     return pixels
 
 
@@ -170,6 +164,4 @@ def _auto_window(values: np.ndarray) -> np.ndarray:
     and a reduced-resolution decode averages them away, so the two decodes would disagree.
     """
     low, high = (float(v) for v in np.percentile(values, AUTO_WINDOW_PERCENTILES))
-    return (
-        (values.astype(np.float32) - low) / (high - low) if high > low else np.zeros(values.shape, np.float32)
-    )
+    return (values.astype(np.float32) - low) / (high - low) if high > low else np.zeros(values.shape, np.float32)

@@ -22,9 +22,7 @@ def read_raster(data: bytes, name: str, image_format: str) -> tuple[np.ndarray, 
     bits = 16 if pixels.dtype == np.uint16 else 8
     photometric = "MONOCHROME2" if pixels.ndim == 2 else "RGB"
     height, width = unit.shape
-    return unit, ImageMeta(
-        format=image_format, width=width, height=height, photometric=photometric, bits_stored=bits
-    )
+    return unit, ImageMeta(format=image_format, width=width, height=height, photometric=photometric, bits_stored=bits)
 
 
 def array_to_unit(pixels: np.ndarray, name: str = "<array>") -> np.ndarray:
@@ -39,15 +37,11 @@ def array_to_unit(pixels: np.ndarray, name: str = "<array>") -> np.ndarray:
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     if pixels.ndim == 3 and pixels.shape[2] == 3:
-        if not (
-            np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2])
-        ):
+        if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2])):
             warnings.warn(f"{name}: colour image converted to grayscale", ImageWarning, stacklevel=3)
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
     if pixels.ndim != 2:
-        raise ImageReadError(
-            name, f"pixel data of shape {pixels.shape}; a 2-D grayscale or colour image is expected"
-        )
+        raise ImageReadError(name, f"pixel data of shape {pixels.shape}; a 2-D grayscale or colour image is expected")
     if pixels.dtype == np.uint8:
         return pixels.astype(np.float32) / 255.0
     if pixels.dtype.kind == "f" and pixels.size and 0.0 <= pixels.min() and pixels.max() <= 1.0:

@@ -12,6 +12,7 @@ __all__ = [
     "ClaheParams",
     "Letterbox",
     "apply_clahe",
+    "classifier_canvas",
     "letterbox",
     "resize_long_side",
     "resize_reduced",
@@ -35,9 +36,7 @@ def resized_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize_long_side(
-    image: np.ndarray, long_side: int, original_size: tuple[int, int] | None = None
-) -> np.ndarray:
+def resize_long_side(image: np.ndarray, long_side: int, original_size: tuple[int, int] | None = None) -> np.ndarray:
     """Resize so the long side is ``long_side``.
 
     ``original_size`` (width, height) fixes the output size from the original image's geometry, so an image
@@ -52,9 +51,7 @@ def resize_long_side(
     return cv2.resize(image, (out_w, out_h), interpolation=interpolation)
 
 
-def resize_reduced(
-    image: np.ndarray, level: int, original_size: tuple[int, int], long_side: int
-) -> np.ndarray:
+def resize_reduced(image: np.ndarray, level: int, original_size: tuple[int, int], long_side: int) -> np.ndarray:
     """Resize an image decoded at JPEG 2000 level ``level`` to the long side, on the original's pixel grid.
 
     A reduced JPEG 2000 sample j is the wavelet low-pass centred on original pixel 2**level * j, not the
@@ -65,9 +62,7 @@ def resize_reduced(
         shift = (2**level - 1) / 2 ** (level + 1)  # in reduced pixels
         to_source = np.array([[1.0, 0.0, shift], [0.0, 1.0, shift]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        image = cv2.warpAffine(
-            image, to_source, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE
-        )
+        image = cv2.warpAffine(image, to_source, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE)
     return resize_long_side(image, long_side, original_size)
 
 
@@ -115,6 +110,11 @@ class Letterbox:
         """Map [x1, y1, x2, y2] boxes of the original image onto the canvas."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * self.scale
         return boxes + np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+
+
+def classifier_canvas(image: np.ndarray, size: int) -> np.ndarray:
+    """The classifiers' square input: the CLAHE'd radiograph letterboxed onto a black ``size`` canvas."""
+    return letterbox(image, size, pad_value=0)[0]
 
 
 def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:

@@ -1,0 +1,158 @@
+"""`python -m dernet`: train members (LightningCLI), cross-validate, fit the ensemble, evaluate it.
+
+python -m dernet fit --config configs/ensemble/densenet121.yaml [--trainer.devices 4 --trainer.strategy ddp]
+python -m dernet cv --folds 5 --config configs/ensemble/resnet50.yaml
+python -m dernet train-ensemble --config-dir configs/ensemble
+python -m dernet fit-ensemble --config configs/ensemble/ensemble.yaml
+python -m dernet evaluate --config configs/ensemble/ensemble.yaml --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from pytorch_lightning.cli import LightningCLI
+
+from ..config import ConfigError
+from ..fileio import write_json_atomic
+from .data import RadiographDataModule
+from .ensemble_config import load_ensemble_config
+from .evaluate import evaluate_ensemble, format_table
+from .fit_ensemble import fit_ensemble
+from .member import MemberClassifier
+
+__all__ = ["DERNetCLI", "main"]
+
+LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+
+
+class DERNetCLI(LightningCLI):
+    """LightningCLI for one member: the input size and the class weight flow from one place to the other."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model.image_size", "data.image_size")
+        parser.link_arguments("data.pos_weight", "model.pos_weight", apply_on="instantiate")
+
+
+def run_lightning(args: list[str] | None) -> DERNetCLI:
+    """LightningCLI on ``args`` (None: the process's own command line)."""
+    return DERNetCLI(MemberClassifier, RadiographDataModule, save_config_kwargs={"overwrite": True}, args=args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        run_lightning(None if from_command_line else argv)
+        return 0
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)  # cv and train-ensemble pass the rest on to LightningCLI
+    if extra and args.command not in {"cv", "train-ensemble"}:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
+    try:
+        return args.run(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dernet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="{fit,validate,test,predict,cv,train-ensemble,fit-ensemble,evaluate}",
+    )
+    cv = commands.add_parser("cv", help="K-fold cross-validation of one member over the prepared folds")
+    cv.add_argument("--folds", type=int, required=True, help="number of folds (at most the prepared folds)")
+    cv.add_argument("--config", type=Path, required=True, help="the member's YAML")
+    cv.set_defaults(run=_cv)
+
+    train = commands.add_parser("train-ensemble", help="train every member of ensemble.yaml, then fit the ensemble")
+    train.add_argument("--config-dir", type=Path, default=Path("configs/ensemble"))
+    train.set_defaults(run=_train_ensemble)
+
+    fit = commands.add_parser("fit-ensemble", help="choose voting weights and the threshold on validation")
+    fit.add_argument("--config", type=Path, default=Path("configs/ensemble/ensemble.yaml"))
+    fit.set_defaults(run=_fit_ensemble)
+
+    evaluate = commands.add_parser("evaluate", help="metrics with bootstrap CIs on a split, ROC plot")
+    evaluate.add_argument("--config", type=Path, default=Path("configs/ensemble/ensemble.yaml"))
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--bootstrap", type=int, help="bootstrap resamples (overrides the config)")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def _cv(args: argparse.Namespace) -> int:
+    scores = []
+    for fold in range(args.folds):
+        cli = run_lightning(
+            [
+                "fit",
+                "--config",
+                str(args.config),
+                "--data.val_fold",
+                str(fold),
+                "--trainer.logger.init_args.version",
+                f"cv/fold{fold}",
+                *args.overrides,
+            ]
+        )
+        best = cli.trainer.checkpoint_callback.best_model_score
+        scores.append(float(best) if best is not None else float("nan"))
+    summary = {
+        "folds": args.folds,
+        "val_auroc": scores,
+        "mean": statistics.fmean(scores),
+        "sd": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+    }
+    out = Path(cli.trainer.log_dir).parent / "summary.json"
+    write_json_atomic(out, summary)
+    print(
+        f"{args.config.stem}: validation AUROC over {args.folds} folds {summary['mean']:.4f} ± {summary['sd']:.4f} "
+        f"({out})"
+    )
+    return 0
+
+
+def _train_ensemble(args: argparse.Namespace) -> int:
+    ensemble_yaml = args.config_dir / "ensemble.yaml"
+    config = load_ensemble_config(ensemble_yaml)
+    for name in config.members:
+        member_yaml = args.config_dir / f"{name}.yaml"
+        if not member_yaml.is_file():
+            raise FileNotFoundError(f"{member_yaml}: no config for member '{name}' named in {ensemble_yaml}")
+        print(f"== training {name} ({member_yaml})", file=sys.stderr)
+        run_lightning(["fit", "--config", str(member_yaml), *args.overrides])
+    return _fit_ensemble(argparse.Namespace(config=ensemble_yaml))
+
+
+def _fit_ensemble(args: argparse.Namespace) -> int:
+    config = load_ensemble_config(args.config)
+    result = fit_ensemble(config)
+    weights = ", ".join(f"{m['name']} {w:.2f}" for m, w in zip(result["members"], result["weights"], strict=True))
+    print(
+        f"ensemble: weights {weights} ({result['weights_source']}); threshold {result['threshold']:.4f}, "
+        f"AUROC {result['auroc']:.4f} on {result['chosen_on']['split']} -> {config.output}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    config = load_ensemble_config(args.config)
+    if args.bootstrap:
+        config = replace(config, bootstrap_resamples=args.bootstrap)
+    results = evaluate_ensemble(config, args.split)
+    print(format_table(results))
+    print(
+        f"\nwritten: {config.output_dir}/evaluation_{args.split}.{{md,json}}, {config.output_dir}/roc_{args.split}.png"
+    )
+    return 0

@@ -1,0 +1,160 @@
+"""The classification data: prepared PNG cache -> CLAHE -> square canvas -> augmentation -> [0, 1] tensor.
+
+Train and validation come from the table's `split` column, or, for cross-validation, from its `fold` column
+(train and val together, by study). The test split is read only by evaluation, never by training or fitting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from ..imaging import ClaheParams, apply_clahe, classifier_canvas
+
+__all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
+
+BALANCE_CHOICES = ("loss", "sampler", "none")
+
+
+def read_table(data_dir: str | Path) -> pd.DataFrame:
+    path = Path(data_dir) / "classification.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
+    return pd.read_csv(path, dtype={"image_id": str, "study_id": str, "lesion_types": str})
+
+
+def split_rows(table: pd.DataFrame, split: str, val_fold: int | None = None) -> pd.DataFrame:
+    """Rows of ``split`` ('train', 'val' or 'test'); with ``val_fold``, train/val are re-drawn from the folds."""
+    if split == "test" or val_fold is None:
+        return table[table.split == split].reset_index(drop=True)
+    development = table[table.split != "test"]
+    held_out = development.fold == val_fold
+    return development[held_out if split == "val" else ~held_out].reset_index(drop=True)
+
+
+class RadiographDataset(Dataset):
+    """(image, label) pairs: image float32 [1, size, size] in [0, 1], label 0.0 normal / 1.0 abnormal."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        rows: pd.DataFrame,
+        image_size: int,
+        clahe: ClaheParams,
+        augment: A.Compose | None,
+    ) -> None:
+        self.data_dir, self.rows, self.image_size = Path(data_dir), rows, image_size
+        self.clahe, self.augment = clahe, augment
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.rows.iloc[index]
+        path = self.data_dir / row.path
+        cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if cached is None:
+            raise FileNotFoundError(f"{path}: missing or unreadable; run prepare again")
+        image = classifier_canvas(apply_clahe(cached, self.clahe), self.image_size)
+        if self.augment is not None:
+            image = self.augment(image=image)["image"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).unsqueeze(0)
+        return tensor, torch.tensor(float(row.abnormal))
+
+
+class RadiographDataModule(pl.LightningDataModule):
+    """The prepared classification table as train/val loaders (arguments are LightningCLI's `data:` keys)."""
+
+    def __init__(
+        self,
+        data_dir: str = "data/prepared",
+        image_size: int = 224,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        val_fold: int | None = None,
+        balance: str = "loss",
+        clahe_clip_limit: float = 2.0,
+        clahe_tile_grid: int = 8,
+        hflip: float = 0.5,
+        rotate_degrees: float = 5.0,
+        scale: float = 0.05,
+        translate: float = 0.03,
+        brightness_contrast: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if balance not in BALANCE_CHOICES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got '{balance}'")
+        self.save_hyperparameters()
+        self.table = read_table(data_dir)
+        self.train_rows = split_rows(self.table, "train", val_fold)
+        self.val_rows = split_rows(self.table, "val", val_fold)
+        if self.train_rows.abnormal.nunique() < 2:
+            raise ValueError(f"{data_dir}: the training split needs both normal and abnormal images")
+
+    @property
+    def pos_weight(self) -> float | None:
+        """normal/abnormal ratio of the training split, for a class-weighted loss (None unless balance='loss')."""
+        if self.hparams.balance != "loss":
+            return None
+        positives = int(self.train_rows.abnormal.sum())
+        return (len(self.train_rows) - positives) / positives
+
+    def _augment(self) -> A.Compose:
+        h = self.hparams
+        return A.Compose(
+            [
+                A.HorizontalFlip(p=h.hflip),
+                A.Affine(
+                    rotate=(-h.rotate_degrees, h.rotate_degrees),
+                    scale=(1 - h.scale, 1 + h.scale),
+                    translate_percent=(-h.translate, h.translate),
+                    border_mode=cv2.BORDER_CONSTANT,
+                    fill=0,
+                    p=0.7,
+                ),
+                A.RandomBrightnessContrast(
+                    brightness_limit=h.brightness_contrast, contrast_limit=h.brightness_contrast, p=0.5
+                ),
+            ]
+        )
+
+    def dataset(self, rows: pd.DataFrame, augment: bool = False) -> RadiographDataset:
+        clahe = ClaheParams(self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid)
+        return RadiographDataset(
+            Path(self.hparams.data_dir),
+            rows,
+            self.hparams.image_size,
+            clahe,
+            self._augment() if augment else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset(self.train_rows, augment=True)
+        sampler = None
+        if self.hparams.balance == "sampler":
+            labels = self.train_rows.abnormal.to_numpy()
+            weights = np.where(labels == 1, 1.0 / labels.sum(), 1.0 / (len(labels) - labels.sum()))
+            sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels))
+        return self._loader(dataset, shuffle=sampler is None, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset(self.val_rows), shuffle=False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, sampler=None) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=False,
+        )

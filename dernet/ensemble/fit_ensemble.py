@@ -1,0 +1,76 @@
+"""Voting weights and the Youden operating point, chosen on validation predictions; saved as ensemble.json."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from ..fileio import write_json_atomic
+from ..imaging import ClaheParams
+from ..metrics import youden_threshold
+from .data import read_table, split_rows
+from .ensemble_config import EnsembleConfig
+from .predict import load_member, predict_probabilities
+from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights
+
+__all__ = ["fit_ensemble", "member_probabilities"]
+
+
+def member_probabilities(config: EnsembleConfig, split: str, val_fold: int | None = None) -> tuple[np.ndarray, Any]:
+    """Probabilities [N, M] of every member on ``split``, and the rows they belong to."""
+    rows = split_rows(read_table(config.data_dir), split, val_fold)
+    clahe = ClaheParams(config.clahe_clip_limit, config.clahe_tile_grid)
+    columns = []
+    for name, checkpoint in config.members.items():
+        model = load_member(checkpoint)
+        columns.append(
+            predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc=f"{name} on {split}")
+        )
+    return np.stack(columns, axis=1), rows
+
+
+def fit_ensemble(config: EnsembleConfig) -> dict[str, Any]:
+    """Choose weights and thresholds on ``config.fit_split`` (never test) and write ``config.output``."""
+    probs, rows = member_probabilities(config, config.fit_split, config.val_fold)
+    labels = rows.abnormal.to_numpy().astype(int)
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"the {config.fit_split} split needs normal and abnormal images to choose a threshold")
+    if config.weights == "fit":
+        weights, _ = fit_weights(probs, labels, config.weight_step, config.combine)
+        source = f"fitted on {config.fit_split} (best AUROC on a {config.weight_step} simplex grid)"
+    else:
+        paper = [PAPER_WEIGHTS_BY_MEMBER[name] for name in config.members] if config.weights == "paper" else None
+        weights = np.array(paper or config.weights, dtype=float)
+        weights = weights / weights.sum()
+        source = "DERNet paper" if config.weights == "paper" else "config"
+    ensemble = combine(probs, weights, config.combine)
+    result = {
+        "members": [
+            {
+                "name": name,
+                "checkpoint": str(checkpoint),
+                "threshold": youden_threshold(labels, probs[:, m]),
+                "auroc": float(roc_auc_score(labels, probs[:, m])),
+            }
+            for m, (name, checkpoint) in enumerate(config.members.items())
+        ],
+        "weights": [round(float(w), 6) for w in weights],
+        "weights_source": source,
+        "combine": config.combine,
+        "threshold": youden_threshold(labels, ensemble),
+        "auroc": float(roc_auc_score(labels, ensemble)),
+        "chosen_on": {
+            "split": config.fit_split,
+            "val_fold": config.val_fold,
+            "images": int(len(rows)),
+            "abnormal": int(labels.sum()),
+            "data_dir": str(config.data_dir),
+        },
+        "clahe": {"clip_limit": config.clahe_clip_limit, "tile_grid": config.clahe_tile_grid},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(config.output, result)
+    return result

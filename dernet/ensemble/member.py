@@ -1,0 +1,105 @@
+"""One ensemble member: a timm backbone as a binary (normal vs abnormal) LightningModule.
+
+The module takes [B, 1, H, W] images in [0, 1] and normalizes inside, with its backbone's own ImageNet
+statistics, so the exported graph needs no per-member preprocessing outside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import timm
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from .backbones import create_backbone
+
+__all__ = ["MemberClassifier"]
+
+
+class MemberClassifier(pl.LightningModule):
+    """A DERNet member (arguments are LightningCLI's `model:` keys).
+
+    Args:
+        backbone: timm model name (densenet121, tf_efficientnetv2_s, resnet50, ...).
+        image_size: square input size in pixels; the data module is linked to it.
+        pretrained: start from ImageNet weights (local file or cache; see backbones.py).
+        pretrained_path: a weights file to start from instead of the default ImageNet weights.
+        in_chans: input channels of the first convolution (1: grayscale; timm adapts RGB weights).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        pos_weight: weight of the abnormal class in the BCE loss (the data module supplies it).
+        drop_rate: dropout before the classifier head.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "densenet121",
+        image_size: int = 224,
+        pretrained: bool = True,
+        pretrained_path: str | None = None,
+        in_chans: int = 1,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-2,
+        pos_weight: float | None = None,
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans)
+        if drop_rate and hasattr(self.net, "drop_rate"):
+            self.net.drop_rate = drop_rate
+        mean, std = _channel_stats(backbone, in_chans)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight) if pos_weight else None)
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [B] of 'abnormal' for images [B, 1, H, W] in [0, 1]."""
+        if images.shape[1] != self.hparams.in_chans:
+            images = images.expand(-1, self.hparams.in_chans, -1, -1)
+        return self.net((images - self.mean) / self.std).squeeze(1)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        loss = self.loss(self(images), labels)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.log("val_loss", self.loss(logits, labels), prog_bar=True, sync_dist=True, batch_size=len(labels))
+        self._val_outputs.append((torch.sigmoid(logits).detach(), labels.detach()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_outputs:
+            return
+        probs = torch.cat([p for p, _ in self._val_outputs])
+        labels = torch.cat([y for _, y in self._val_outputs])
+        self._val_outputs.clear()
+        probs, labels = self.all_gather(probs).flatten(), self.all_gather(labels).flatten()  # every DDP rank
+        self.log("val_auroc", _auroc(labels.cpu().numpy(), probs.float().cpu().numpy()), prog_bar=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        epochs = max(int(self.trainer.max_epochs or 1), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _auroc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """scikit-learn's AUROC; 0.5 when the split holds one class only (a tiny sanity-check batch)."""
+    return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else 0.5
+
+
+def _channel_stats(backbone: str, in_chans: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backbone's normalization mean/std as [1, C, 1, 1]; averaged over RGB for grayscale input."""
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    mean = np.array(getattr(cfg, "mean", None) or (0.485, 0.456, 0.406), dtype=np.float32)
+    std = np.array(getattr(cfg, "std", None) or (0.229, 0.224, 0.225), dtype=np.float32)
+    if in_chans != 3:
+        mean, std = np.full(in_chans, mean.mean(), np.float32), np.full(in_chans, std.mean(), np.float32)
+    return torch.from_numpy(mean).view(1, -1, 1, 1), torch.from_numpy(std).view(1, -1, 1, 1)

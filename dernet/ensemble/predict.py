@@ -1,0 +1,43 @@
+"""Member probabilities on a split of the prepared data, from trained checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..imaging import ClaheParams
+from .data import RadiographDataset
+from .member import MemberClassifier
+
+__all__ = ["load_member", "predict_probabilities"]
+
+
+def load_member(checkpoint: str | Path) -> MemberClassifier:
+    """A trained member in eval mode on the CPU; never fetches pretrained weights (the checkpoint has them)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint; train the member first (make train-ensemble)")
+    model = MemberClassifier.load_from_checkpoint(path, map_location="cpu", pretrained=False, pretrained_path=None)
+    return model.eval()
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: MemberClassifier,
+    data_dir: str | Path,
+    rows: pd.DataFrame,
+    clahe: ClaheParams,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    desc: str | None = None,
+) -> np.ndarray:
+    """P(abnormal) for each row, at the member's own input size, without augmentation."""
+    dataset = RadiographDataset(Path(data_dir), rows, model.hparams.image_size, clahe, augment=None)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    probs = [torch.sigmoid(model(images)).numpy() for images, _ in tqdm(loader, desc=desc, disable=desc is None)]
+    return np.concatenate(probs) if probs else np.zeros(0)
