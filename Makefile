@@ -15,12 +15,16 @@ OFFLINE := YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0 YOLO_CONFIG_DIR=$(CURDIR)/.ultralyt
 
 PHANTOM ?= data/phantom
 PREPARED ?= data/prepared
-DEMO_IMAGES ?= 40
+DEMO_IMAGES ?= 300
+CONFIG_DIR ?= configs/ensemble
+SPLIT ?= test
+FOLDS ?= 5
 
-.PHONY: help install test test-slow lint demo phantom prepare-data clean
+.PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
+	evaluate-ensemble clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install the project with extras dev,cpu (GPU=1: dev,gpu); idempotent
 
@@ -43,23 +47,41 @@ lint: install ## ruff
 	$(PY) -m ruff check dernet yolo_spine tests
 
 phantom: install ## write a phantom dataset in the release layout to $(PHANTOM)
-	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
+	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 
 prepare-data: install ## prepare a release: make prepare-data SOURCE=path/to/vindr-spinexr [OUT=data/prepared]
 	@test -n "$(SOURCE)" || { echo "usage: make prepare-data SOURCE=path/to/release [OUT=$(PREPARED)]"; exit 2; }
 	$(PY) -m dernet.datasets prepare --source $(SOURCE) --out $(or $(OUT),$(PREPARED))
 
+train-ensemble: install ## train the three members from $(CONFIG_DIR), then voting weights + threshold on validation
+	$(PY) -m dernet train-ensemble --config-dir $(CONFIG_DIR)
+
+fit-ensemble: install ## re-choose voting weights and threshold on validation ($(CONFIG_DIR)/ensemble.yaml)
+	$(PY) -m dernet fit-ensemble --config $(CONFIG_DIR)/ensemble.yaml
+
+cv-ensemble: install ## K-fold cross-validation of each member: make cv-ensemble FOLDS=5 [CONFIG_DIR=...]
+	@for member in densenet121 tf_efficientnetv2_s resnet50; do \
+		$(PY) -m dernet cv --folds $(FOLDS) --config $(CONFIG_DIR)/$$member.yaml || exit $$?; done
+
+evaluate-ensemble: install ## members + ensemble metrics with 95% CIs and ROC on SPLIT (default test)
+	$(PY) -m dernet evaluate --config $(CONFIG_DIR)/ensemble.yaml --split $(SPLIT)
+
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
 
-demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare (what exists so far); prints where the outputs are
-	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --seed 0 --quiet
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> ensemble training -> evaluation, all on CPU
+	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
 		--config configs/demo/data.yaml
+	$(OFFLINE) $(PY) -m dernet train-ensemble --config-dir configs/demo/ensemble \
+		--trainer.enable_progress_bar $(if $(CI),false,true)
+	$(OFFLINE) $(PY) -m dernet evaluate --config configs/demo/ensemble/ensemble.yaml --split test
 	@echo ""
 	@echo "Demo outputs:"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
 	@echo "  prepared dataset:  $(PREPARED)/ (images/, labels/, data.yaml, classification.csv, summary.json)"
+	@echo "  ensemble runs:     runs/ensemble/<member>/ (config.yaml, metrics.csv, checkpoints/best.ckpt)"
+	@echo "  ensemble:          runs/ensemble/ensemble.json, evaluation_test.{md,json}, roc_test.png"
 
 clean: ## remove caches (keeps .venv, data/, runs/ and export/)
 	rm -rf .pytest_cache .ruff_cache .ultralytics

@@ -136,3 +136,14 @@ def test_two_fold_cross_validation_keeps_studies_apart(trained: dict, capsys: py
     summary = json.loads((trained["runs"] / "resnet50" / "cv" / "summary.json").read_text())
     assert summary["folds"] == 2 and len(summary["val_auroc"]) == 2
     assert "± " in capsys.readouterr().out
+
+
+def test_resume_from_last_checkpoint_continues_training(trained: dict, tmp_path: Path) -> None:
+    config = str(ROOT / "configs/demo/ensemble/resnet50.yaml")
+    assert dernet_main(["fit", "--config", config, *quick(trained["prepared"], tmp_path, 1)]) == 0
+    last = tmp_path / "resnet50" / "checkpoints" / "last.ckpt"
+    overrides = [*quick(trained["prepared"], tmp_path, 1), "--trainer.max_epochs", "2"]
+    assert dernet_main(["fit", "--config", config, *overrides, "--ckpt_path", str(last)]) == 0
+    epochs = pd.read_csv(tmp_path / "resnet50" / "metrics.csv").dropna(subset=["val_auroc"]).epoch
+    # the second run picked up at epoch 1, not from scratch (Lightning's CSV logger starts a new metrics.csv)
+    assert list(epochs) == [1]
