@@ -16,6 +16,7 @@ from dernet.imaging import (
     apply_clahe,
     letterbox,
     load_windowed,
+    model_input,
     model_ready,
     read_image,
     resize_long_side,
@@ -63,17 +64,17 @@ def test_truncated_png_is_rejected(tmp_path: Path, gradient: np.ndarray) -> None
         read_image(tmp_path / "cut.png")
 
 
-def test_model_ready_is_clahe_of_the_windowed_cache(tmp_path: Path, gradient: np.ndarray) -> None:
-    """Training reads the cache and applies CLAHE; the gate calls model_ready: the two must be identical."""
-    cv2.imwrite(str(tmp_path / "x.png"), gradient)
-    windowed, meta = load_windowed(tmp_path / "x.png", 64)
-    cache = tmp_path / "cache.png"
-    cv2.imwrite(str(cache), windowed)
-    from_cache = apply_clahe(cv2.imread(str(cache), cv2.IMREAD_GRAYSCALE))
-    ready, _ = model_ready(tmp_path / "x.png", 64)
-    assert ready.dtype == np.uint8 and ready.shape == (64, 48)
-    np.testing.assert_array_equal(ready, from_cache)
-    assert (meta.width, meta.height) == (90, 120)
+def test_model_ready_equals_model_input_of_the_windowed_cache(tmp_path: Path, gradient: np.ndarray) -> None:
+    """Training turns the cache into model input; the gate calls model_ready on the file: one path, same pixels."""
+    noisy = np.clip(gradient.astype(int) + np.random.default_rng(0).integers(-4, 4, gradient.shape), 0, 255)
+    cv2.imwrite(str(tmp_path / "x.png"), noisy.astype(np.uint8))
+    for cache_side in (64, 96):
+        ready, meta = model_ready(tmp_path / "x.png", cache_side, model_side=64)
+        assert ready.dtype == np.uint8 and ready.shape == (64, 48) and (meta.width, meta.height) == (90, 120)
+        windowed, _ = load_windowed(tmp_path / "x.png", cache_side)
+        cv2.imwrite(str(tmp_path / "cache.png"), windowed)
+        from_cache = model_input(cv2.imread(str(tmp_path / "cache.png"), cv2.IMREAD_GRAYSCALE), 64)
+        np.testing.assert_array_equal(from_cache, ready)
 
 
 def test_bytes_and_arrays_follow_the_same_path(tmp_path: Path, gradient: np.ndarray) -> None:

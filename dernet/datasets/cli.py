@@ -7,7 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import ConfigError, from_mapping, load_yaml
+from ..cliutil import run_command
+from ..config import from_mapping, load_yaml
 from .prepare import PrepareConfig, prepare_dataset
 from .summary import format_summary
 from .synth import synthesize
@@ -20,11 +21,7 @@ DEFAULT_CONFIG = Path("configs/data.yaml")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(args.run, args)
 
 
 def _parser() -> argparse.ArgumentParser:

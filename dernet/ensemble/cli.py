@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytorch_lightning.cli import LightningCLI
 
-from ..config import ConfigError
+from ..cliutil import run_command
 from ..fileio import write_json_atomic
 from .data import RadiographDataModule
 from .ensemble_config import load_ensemble_config
@@ -54,11 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command not in {"cv", "train-ensemble"}:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
-    try:
-        return args.run(args)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(args.run, args)
 
 
 def _parser() -> argparse.ArgumentParser:

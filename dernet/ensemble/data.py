@@ -1,4 +1,4 @@
-"""The classification data: prepared PNG cache -> CLAHE -> square canvas -> augmentation -> [0, 1] tensor.
+"""The classification data: prepared PNG cache -> model input (resize, CLAHE) -> square canvas -> augmentation.
 
 Train and validation come from the table's `split` column, or, for cross-validation, from its `fold` column
 (train and val together, by study). The test split is read only by evaluation, never by training or fitting.
@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from ..imaging import ClaheParams, apply_clahe, classifier_canvas
+from ..imaging import ClaheParams, classifier_canvas, model_input
 
 __all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
 
@@ -62,7 +62,7 @@ class RadiographDataset(Dataset):
         cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if cached is None:
             raise FileNotFoundError(f"{path}: missing or unreadable; run prepare again")
-        image = classifier_canvas(apply_clahe(cached, self.clahe), self.image_size)
+        image = classifier_canvas(model_input(cached, self.image_size, self.clahe), self.image_size)
         if self.augment is not None:
             image = self.augment(image=image)["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).unsqueeze(0)

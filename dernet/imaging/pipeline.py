@@ -2,8 +2,10 @@
 
 read (reduced JPEG 2000 level when enough) -> modality LUT -> VOI/window -> MONOCHROME1 inversion
 -> resize to the long side -> 8-bit -> CLAHE. Preparation stores the image before CLAHE
-(:func:`load_windowed`); the trainers' loaders apply :func:`apply_clahe` to that cache; the gate calls
-:func:`model_ready` on the original file. A second path to the model's input would be a bug.
+(:func:`load_windowed`, at the cache's long side); the trainers' loaders turn that cache into a model's input
+with :func:`model_input` (resize to the model's long side, CLAHE); the gate calls :func:`model_ready` on the
+original file with the cache's long side and the model's, which ends in the same :func:`model_input`. CLAHE
+therefore always runs at the model's input resolution. A second path to the model's input would be a bug.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .dicom import read_dicom
 from .errors import ImageReadError
 from .meta import ImageMeta
 from .raster import array_to_unit, read_raster
-from .transforms import DEFAULT_CLAHE, ClaheParams, apply_clahe, resize_reduced, to_uint8
+from .transforms import DEFAULT_CLAHE, ClaheParams, model_input, resize_reduced, to_uint8
 
 __all__ = ["Source", "load_windowed", "model_ready", "read_image", "sniff_format"]
 
@@ -76,8 +78,15 @@ def load_windowed(source: Source, long_side: int, name: str | None = None) -> tu
 
 
 def model_ready(
-    source: Source, long_side: int, clahe: ClaheParams = DEFAULT_CLAHE, name: str | None = None
+    source: Source,
+    long_side: int,
+    clahe: ClaheParams = DEFAULT_CLAHE,
+    name: str | None = None,
+    model_side: int | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
-    """The model's input image: :func:`load_windowed` followed by CLAHE."""
+    """A model's input: :func:`load_windowed` at ``long_side`` (the cache's), then :func:`model_input` at
+    ``model_side`` (default: the same). With the cache's long side this is bit for bit what the trainers
+    compute from the prepared cache; CLAHE amplifies even one-grey-level differences of another resize chain.
+    """
     windowed, meta = load_windowed(source, long_side, name=name)
-    return apply_clahe(windowed, clahe), meta
+    return model_input(windowed, model_side or long_side, clahe), meta

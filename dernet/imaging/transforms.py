@@ -14,6 +14,7 @@ __all__ = [
     "apply_clahe",
     "classifier_canvas",
     "letterbox",
+    "model_input",
     "resize_long_side",
     "resize_reduced",
     "resized_size",
@@ -112,8 +113,17 @@ class Letterbox:
         return boxes + np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
 
 
+def model_input(windowed: np.ndarray, long_side: int, clahe: ClaheParams = DEFAULT_CLAHE) -> np.ndarray:
+    """A model's input from a windowed 8-bit image: resize to the model's long side, then CLAHE.
+
+    CLAHE always runs at the model's own input resolution (its tiles then cover the same anatomy whatever the
+    source size): the trainers call this on the prepared cache, the gate (through ``model_ready``) on the file.
+    """
+    return apply_clahe(resize_long_side(windowed, long_side), clahe)
+
+
 def classifier_canvas(image: np.ndarray, size: int) -> np.ndarray:
-    """The classifiers' square input: the CLAHE'd radiograph letterboxed onto a black ``size`` canvas."""
+    """The classifiers' square input: a model input (long side ``size``) centred on a black square canvas."""
     return letterbox(image, size, pad_value=0)[0]
 
 
