@@ -19,9 +19,10 @@ DEMO_IMAGES ?= 300
 CONFIG_DIR ?= configs/ensemble
 SPLIT ?= test
 FOLDS ?= 5
+YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble clean
+	evaluate-ensemble train-yolo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,6 +66,9 @@ cv-ensemble: install ## K-fold cross-validation of each member: make cv-ensemble
 
 evaluate-ensemble: install ## members + ensemble metrics with 95% CIs and ROC on SPLIT (default test)
 	$(PY) -m dernet evaluate --config $(CONFIG_DIR)/ensemble.yaml --split $(SPLIT)
+
+train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=... overrides; key=value in ARGS=...)
+	$(PY) -m yolo_spine.train --config $(YOLO_CONFIG) $(ARGS)
 
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null

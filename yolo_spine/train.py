@@ -1,0 +1,101 @@
+"""`python -m yolo_spine.train --config configs/yolo_spine.yaml [key=value ...]`: train the lesion detector.
+
+Keys of ours (model, mosaic_cutoff_epoch, focal*, clahe*) are translated here; every other key is an
+Ultralytics train argument and goes to it unchanged (Ultralytics validates them and suggests the nearest key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dernet.cliutil import run_command
+from dernet.config import ConfigError, load_yaml
+from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
+
+from .options import SpineOptions
+from .schedule import close_mosaic_for
+
+__all__ = ["main", "train"]
+
+OUR_KEYS = {
+    "model",
+    "mosaic_cutoff_epoch",
+    "focal",
+    "focal_gamma",
+    "focal_alpha",
+    "clahe_clip_limit",
+    "clahe_tile_grid",
+}
+ARCHITECTURES = ("yolo11", "yolo12", "yolov8", "yolov9", "yolov10", "yolo26", "rtdetr")
+
+
+def train(config: dict[str, Any]) -> Path:
+    """Train from a config mapping; returns the run folder (weights in ``weights/best.pt``)."""
+    config = dict(config)
+    options = SpineOptions(**{k: config.pop(k) for k in list(config) if k in SpineOptions.__dataclass_fields__})
+    model_spec = _model_spec(str(config.pop("model", "yolo11l.yaml")))
+    epochs = int(config.get("epochs", 55))
+    config["close_mosaic"] = close_mosaic_for(epochs, int(config.pop("mosaic_cutoff_epoch", 25)))
+    config["project"] = str(Path(config.get("project", "runs/yolo_spine")).resolve())  # never site-packages
+
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))  # settings stay here
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    ensure_ultralytics_config_dir()
+    from ultralytics import YOLO, settings  # after the environment above: Ultralytics reads it at import
+
+    settings.update({"sync": False})  # no usage analytics from this project
+    from .trainer import SpineDetectionTrainer
+
+    options.to_env()  # read by the trainer, also in DDP subprocesses
+    model = YOLO(model_spec, task="detect")
+    model.train(trainer=SpineDetectionTrainer, **config)
+    return Path(model.trainer.save_dir)
+
+
+def _model_spec(spec: str) -> str:
+    """An architecture YAML (built with random weights) or an existing local .pt file: never a download."""
+    if spec.endswith(".pt"):
+        if not Path(spec).is_file():
+            raise FileNotFoundError(
+                f"{spec}: weights file not found; give a local .pt file, or an architecture such as yolo11l.yaml "
+                "to start from random weights (nothing is downloaded)"
+            )
+        return spec
+    if not spec.endswith(".yaml") or not (Path(spec).is_file() or Path(spec).name.startswith(ARCHITECTURES)):
+        raise ConfigError(f"model: '{spec}' is neither a local .pt file nor an architecture YAML like yolo11l.yaml")
+    return spec
+
+
+def load_config(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """The YAML, with ``key=value`` overrides (values parsed as YAML: 10, 1e-4, true, null, [0, 1])."""
+    config = load_yaml(path)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must look like key=value")
+        config[key] = yaml.safe_load(value)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m yolo_spine.train", description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path("configs/yolo_spine.yaml"))
+    parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=10 imgsz=1024 device=0,1")
+    args = parser.parse_args(argv)
+
+    def run(args: argparse.Namespace) -> int:
+        run_dir = train(load_config(args.config, args.overrides))
+        print(f"weights: {run_dir / 'weights' / 'best.pt'} (and last.pt); run folder {run_dir}")
+        return 0
+
+    return run_command(run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
