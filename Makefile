@@ -20,9 +20,10 @@ CONFIG_DIR ?= configs/ensemble
 SPLIT ?= test
 FOLDS ?= 5
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
+YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo clean
+	evaluate-ensemble train-yolo evaluate-yolo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -70,22 +71,28 @@ evaluate-ensemble: install ## members + ensemble metrics with 95% CIs and ROC on
 train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=... overrides; key=value in ARGS=...)
 	$(PY) -m yolo_spine.train --config $(YOLO_CONFIG) $(ARGS)
 
+evaluate-yolo: install ## detector AP@0.5 per class + mAP on SPLIT (default test) for YOLO_WEIGHTS
+	$(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split $(SPLIT)
+
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
 
-demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> ensemble training -> evaluation, all on CPU
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> ensemble + detector training and evaluation (CPU)
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
 		--config configs/demo/data.yaml
 	$(OFFLINE) $(PY) -m dernet train-ensemble --config-dir configs/demo/ensemble \
 		--trainer.enable_progress_bar $(if $(CI),false,true)
 	$(OFFLINE) $(PY) -m dernet evaluate --config configs/demo/ensemble/ensemble.yaml --split test
+	$(OFFLINE) $(PY) -m yolo_spine.train --config configs/demo/yolo_spine.yaml
+	$(OFFLINE) $(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split test
 	@echo ""
 	@echo "Demo outputs:"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
 	@echo "  prepared dataset:  $(PREPARED)/ (images/, labels/, data.yaml, classification.csv, summary.json)"
 	@echo "  ensemble runs:     runs/ensemble/<member>/ (config.yaml, metrics.csv, checkpoints/best.ckpt)"
 	@echo "  ensemble:          runs/ensemble/ensemble.json, evaluation_test.{md,json}, roc_test.png"
+	@echo "  detector:          runs/yolo_spine/train/ (weights/best.pt, evaluation_test.{md,json}, pr_test.png)"
 
 clean: ## remove caches (keeps .venv, data/, runs/ and export/)
 	rm -rf .pytest_cache .ruff_cache .ultralytics

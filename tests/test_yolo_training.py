@@ -202,3 +202,16 @@ def test_model_must_be_local_weights_or_an_architecture(tmp_path: Path) -> None:
 
     assert main(["--config", str(ROOT / "configs/demo/yolo_spine.yaml"), f"model={tmp_path / 'missing.pt'}"]) == 2
     assert main(["--config", str(ROOT / "configs/demo/yolo_spine.yaml"), "model=resnet50"]) == 2
+
+
+def test_evaluation_writes_the_paper_table(trained_run: dict, prepared_dir: Path, capsys) -> None:
+    from yolo_spine.evaluate import main
+
+    weights = trained_run["run"] / "weights" / "best.pt"
+    assert main(["--weights", str(weights), "--data", str(prepared_dir), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "| LT2 Disc space narrowing | LT4 Foraminal stenosis |" in out and "mAP@0.5" in out
+    result = json.loads((trained_run["run"] / "evaluation_test.json").read_text())
+    assert 0.0 <= result["map50"] <= 1.0 and 0.0 <= result["ultralytics_map50"] <= 1.0
+    assert result["images"] == len(list((prepared_dir / "images" / "test").glob("*.png")))
+    assert (trained_run["run"] / "pr_test.png").stat().st_size > 5_000

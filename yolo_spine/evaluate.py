@@ -1,0 +1,182 @@
+"""`python -m yolo_spine.evaluate`: per-class AP@0.5 and mAP@0.5 of a trained detector on a prepared split.
+
+VinDr-SpineXR protocol: every image of the split (false positives on normal images count), predictions at a
+low confidence (0.001), boxes mapped back to original pixels, COCO 101-point AP at IoU 0.5 (pycocotools, via
+`dernet.metrics`). Ultralytics' own val mAP50 is reported beside it. Writes evaluation_<split>.{md,json} and
+pr_<split>.png next to the weights' run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dernet.cliutil import run_command
+from dernet.datasets.vindr import CLASS_NAMES, PAPER_ORDER
+from dernet.ensemble.data import read_table, split_rows
+from dernet.fileio import write_json_atomic, write_text_atomic
+from dernet.imaging import ClaheParams, model_input
+from dernet.metrics import DetectionSample, average_precision_50
+from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
+
+from .options import SpineOptions
+
+__all__ = ["evaluate_detector", "format_table", "main"]
+
+PAPER_LABELS = ("LT2", "LT4", "LT6", "LT8", "LT10", "LT11", "LT13")
+
+
+def evaluate_detector(
+    weights: Path,
+    data_dir: Path,
+    split: str = "test",
+    imgsz: int | None = None,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    ultralytics_val: bool = True,
+) -> dict[str, Any]:
+    """Predict every image of ``split`` with the checkpoint, score with pycocotools, write the outputs."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))
+    ensure_ultralytics_config_dir()
+    from ultralytics import YOLO
+
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights}: no such weights file; train first (make train-yolo)")
+    run_dir = Path(weights).resolve().parent.parent
+    options = _run_options(run_dir)
+    options.to_env()  # for Ultralytics' validator
+    model = YOLO(str(weights), task="detect")
+    imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
+    samples = _predict(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
+    result = average_precision_50(samples, CLASS_NAMES)
+    result.update(split=split, images=len(samples), imgsz=imgsz, conf=conf, weights=str(weights))
+    if ultralytics_val:
+        metrics = model.val(
+            validator=_validator(),
+            data=str(Path(data_dir) / "data.yaml"),
+            split=split,
+            imgsz=imgsz,
+            conf=conf,
+            plots=False,
+            verbose=False,
+            project=str(run_dir),
+            name=f"val_{split}",
+            exist_ok=True,
+        )
+        result["ultralytics_map50"] = float(metrics.box.map50)
+    write_json_atomic(run_dir / f"evaluation_{split}.json", result)
+    write_text_atomic(run_dir / f"evaluation_{split}.md", format_table(result) + "\n")
+    _plot_pr(result, run_dir / f"pr_{split}.png")
+    return result
+
+
+def _validator():
+    from .validator import SpineDetectionValidator
+
+    return SpineDetectionValidator
+
+
+def _run_options(run_dir: Path) -> SpineOptions:
+    saved = run_dir / "spine_options.json"
+    return SpineOptions(**json.loads(saved.read_text())) if saved.is_file() else SpineOptions()
+
+
+def _predict(
+    model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams
+) -> list[DetectionSample]:
+    samples = []
+    for row in split_rows(read_table(data_dir), split).itertuples():
+        cache = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
+        if cache is None:
+            raise FileNotFoundError(f"{data_dir / row.path}: missing; run prepare again")
+        image = cv2.cvtColor(model_input(cache, imgsz, clahe), cv2.COLOR_GRAY2BGR)
+        pred = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, max_det=300, verbose=False)[0].boxes
+        scale = np.array([row.width / image.shape[1], row.height / image.shape[0]] * 2)
+        labels = np.loadtxt(data_dir / "labels" / row.split / f"{row.image_id}.txt", ndmin=2).reshape(-1, 5)
+        cx, cy, w, h = (labels[:, i] for i in range(1, 5))
+        gt = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([row.width, row.height] * 2)
+        samples.append(
+            DetectionSample(
+                row.image_id,
+                int(row.width),
+                int(row.height),
+                gt,
+                labels[:, 0].astype(int),
+                pred.xyxy.cpu().numpy() * scale,
+                pred.conf.cpu().numpy(),
+                pred.cls.cpu().numpy().astype(int),
+            )
+        )
+    return samples
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown in the papers' column order (LT2 ... LT13, mAP), AP in percent."""
+    names = [CLASS_NAMES[k] for k in PAPER_ORDER]
+    header = "| | " + " | ".join(f"{label} {name}" for label, name in zip(PAPER_LABELS, names, strict=True))
+    cells = ["–" if result["ap50"][n] is None else f"{100 * result['ap50'][n]:.2f}" for n in names]
+    lines = [
+        f"Split `{result['split']}`: {result['images']} images, imgsz {result['imgsz']}, conf >= {result['conf']}; "
+        "AP@0.5 (COCO 101-point, pycocotools).",
+        "",
+        header + " | mAP@0.5 |",
+        "|---|" + "---|" * (len(names) + 1),
+        "| AP@0.5 | " + " | ".join(cells) + f" | {100 * result['map50']:.2f} |",
+    ]
+    if "ultralytics_map50" in result:
+        lines += ["", f"Ultralytics' own val mAP50 on the same split: {100 * result['ultralytics_map50']:.2f}"]
+    return "\n".join(lines)
+
+
+def _plot_pr(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    for k in PAPER_ORDER:
+        name = CLASS_NAMES[k]
+        if result["precision"][name] is not None:
+            ax.plot(result["recall"], result["precision"][name], label=f"{name} (AP {100 * result['ap50'][name]:.1f})")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title=f"PR at IoU 0.5, {result['split']} split (mAP {100 * result['map50']:.1f})",
+    )
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m yolo_spine.evaluate", description=__doc__)
+    parser.add_argument("--weights", type=Path, default=Path("runs/yolo_spine/train/weights/best.pt"))
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset folder")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
+    parser.add_argument("--conf", type=float, default=0.001, help="minimum box confidence (evaluation: 0.001)")
+    args = parser.parse_args(argv)
+
+    def run(args: argparse.Namespace) -> int:
+        result = evaluate_detector(args.weights, args.data, args.split, args.imgsz, args.conf)
+        print(format_table(result))
+        print(f"\nwritten: evaluation_{args.split}.{{md,json}} and pr_{args.split}.png in {args.weights.parent.parent}")
+        return 0
+
+    return run_command(run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

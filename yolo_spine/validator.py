@@ -1,0 +1,35 @@
+"""Ultralytics' DetectionValidator on the CLAHE dataset, so its own mAP50 sees the training preprocessing."""
+
+from __future__ import annotations
+
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import colorstr
+
+from .dataset import ClaheYOLODataset
+from .options import SpineOptions
+
+__all__ = ["SpineDetectionValidator"]
+
+
+class SpineDetectionValidator(DetectionValidator):
+    """Pass as ``YOLO(path).val(validator=SpineDetectionValidator, ...)``."""
+
+    def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None):
+        return ClaheYOLODataset(
+            img_path=img_path,
+            imgsz=self.args.imgsz,
+            batch_size=batch,
+            augment=False,
+            hyp=self.args,
+            rect=True,
+            cache=None,
+            single_cls=self.args.single_cls or False,
+            stride=self.stride,
+            pad=0.5,
+            prefix=colorstr(f"{mode}: "),
+            task=self.args.task,
+            classes=self.args.classes,
+            data=self.data,
+            fraction=1.0,
+            clahe=SpineOptions.from_env().clahe,
+        )
