@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from ultralytics.data.dataset import YOLODataset
 
-from dernet.imaging import ClaheParams, model_input
+from dernet.imaging import ClaheParams, apply_clahe, model_input
 
 __all__ = ["ClaheYOLODataset", "albumentations_without_clahe"]
 
@@ -43,7 +43,10 @@ class ClaheYOLODataset(YOLODataset):
         if not rect_mode or resize_short:  # modes this project does not use: Ultralytics' resize, then CLAHE
             image, hw0, hw = super().load_image(i, rect_mode, resize_short)
             gray = image if image.ndim == 2 or image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            return self._channels(model_input(gray.squeeze(), max(hw), self.clahe)), hw0, hw
+            processed = self._channels(apply_clahe(np.ascontiguousarray(gray.squeeze()), self.clahe))
+            if self.ims[i] is not None:  # Ultralytics buffered the unequalised image: keep the processed one
+                self.ims[i] = processed
+            return processed, hw0, hw
         path = self.im_files[i]
         cached = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if cached is None:

@@ -23,15 +23,6 @@ from .schedule import close_mosaic_for
 
 __all__ = ["main", "train"]
 
-OUR_KEYS = {
-    "model",
-    "mosaic_cutoff_epoch",
-    "focal",
-    "focal_gamma",
-    "focal_alpha",
-    "clahe_clip_limit",
-    "clahe_tile_grid",
-}
 ARCHITECTURES = ("yolo11", "yolo12", "yolov8", "yolov9", "yolov10", "yolo26", "rtdetr")
 
 
