@@ -11,7 +11,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["write_bytes_atomic", "write_json_atomic", "write_png_atomic", "write_text_atomic"]
+__all__ = [
+    "write_bytes_atomic",
+    "write_figure_atomic",
+    "write_json_atomic",
+    "write_png_atomic",
+    "write_text_atomic",
+]
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -42,3 +48,12 @@ def write_png_atomic(path: str | os.PathLike, image: np.ndarray, compression: in
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
     write_bytes_atomic(path, encoded.tobytes())
+
+
+def write_figure_atomic(fig: Any, path: str | os.PathLike) -> None:
+    """Save a matplotlib figure to ``path`` (format from its suffix) through a temp file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    os.replace(tmp, path)

@@ -20,7 +20,7 @@ import numpy as np
 from dernet.cliutil import run_command
 from dernet.datasets.vindr import CLASS_NAMES, PAPER_ORDER
 from dernet.ensemble.data import read_table, split_rows
-from dernet.fileio import write_json_atomic, write_text_atomic
+from dernet.fileio import write_figure_atomic, write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
 from dernet.metrics import DetectionSample, average_precision_50
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
@@ -154,10 +154,8 @@ def _plot_pr(result: dict[str, Any], path: Path) -> None:
     )
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    write_figure_atomic(fig, path)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

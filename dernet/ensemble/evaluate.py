@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import write_figure_atomic, write_json_atomic, write_text_atomic
 from ..metrics import binary_metrics, bootstrap_intervals
 from ..metrics.classification import METRIC_NAMES
 from .ensemble_config import EnsembleConfig
@@ -114,8 +114,5 @@ def _plot_roc(labels: np.ndarray, scores: dict[str, tuple[np.ndarray, float]], p
     )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    write_figure_atomic(fig, path)
     plt.close(fig)
-    tmp.replace(path)
