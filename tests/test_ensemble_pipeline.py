@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from dernet.datasets.tables import read_table, split_rows
 from dernet.ensemble.cli import main as dernet_main
-from dernet.ensemble.data import read_table, split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = ["densenet121", "tf_efficientnetv2_s", "resnet50"]

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from dernet.cliutil import run_command
+from dernet.datasets.tables import read_table, split_rows
 from dernet.datasets.vindr import CLASS_NAMES, PAPER_ORDER
-from dernet.ensemble.data import read_table, split_rows
 from dernet.fileio import write_figure_atomic, write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
 from dernet.metrics import DetectionSample, average_precision_50

@@ -16,6 +16,8 @@ _EXPORTS = {
     "PrepareResult": "prepare",
     "prepare_dataset": "prepare",
     "phantom_plan": "synth",
+    "read_table": "tables",
+    "split_rows": "tables",
     "synthesize": "synth",
 }
 __all__ = sorted(_EXPORTS)

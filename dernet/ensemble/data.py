@@ -16,27 +16,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from ..datasets.tables import read_table, split_rows
 from ..imaging import ClaheParams, classifier_canvas, model_input
 
 __all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
 
 BALANCE_CHOICES = ("loss", "sampler", "none")
-
-
-def read_table(data_dir: str | Path) -> pd.DataFrame:
-    path = Path(data_dir) / "classification.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
-    return pd.read_csv(path, dtype={"image_id": str, "study_id": str, "lesion_types": str})
-
-
-def split_rows(table: pd.DataFrame, split: str, val_fold: int | None = None) -> pd.DataFrame:
-    """Rows of ``split`` ('train', 'val' or 'test'); with ``val_fold``, train/val are re-drawn from the folds."""
-    if split == "test" or val_fold is None:
-        return table[table.split == split].reset_index(drop=True)
-    development = table[table.split != "test"]
-    held_out = development.fold == val_fold
-    return development[held_out if split == "val" else ~held_out].reset_index(drop=True)
 
 
 class RadiographDataset(Dataset):

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ..datasets.tables import read_table, split_rows
 from ..fileio import write_json_atomic
 from ..imaging import ClaheParams
 from ..metrics import youden_threshold
-from .data import read_table, split_rows
 from .ensemble_config import EnsembleConfig
 from .predict import load_member, predict_probabilities
 from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights

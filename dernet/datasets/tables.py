@@ -1,0 +1,26 @@
+"""The prepared classification table (classification.csv) and its train/val/test rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["read_table", "split_rows"]
+
+
+def read_table(data_dir: str | Path) -> pd.DataFrame:
+    """``<data_dir>/classification.csv`` with ids kept as strings."""
+    path = Path(data_dir) / "classification.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
+    return pd.read_csv(path, dtype={"image_id": str, "study_id": str, "lesion_types": str})
+
+
+def split_rows(table: pd.DataFrame, split: str, val_fold: int | None = None) -> pd.DataFrame:
+    """Rows of ``split`` ('train', 'val' or 'test'); with ``val_fold``, train/val are re-drawn from the folds."""
+    if split == "test" or val_fold is None:
+        return table[table.split == split].reset_index(drop=True)
+    development = table[table.split != "test"]
+    held_out = development.fold == val_fold
+    return development[held_out if split == "val" else ~held_out].reset_index(drop=True)

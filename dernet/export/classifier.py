@@ -1,0 +1,170 @@
+"""The DERNet ensemble as one ONNX graph: three members and the weighted vote, dynamic batch, verified.
+
+Input ``image`` [B, 1, S, S] in [0, 1] (the classifier canvas / 255); outputs ``probability`` [B] (the ensemble)
+and ``member_probabilities`` [B, M]. Members whose training input size differs from S resize inside the graph
+(bilinear): bit-identical to training only for members trained at S, which the default configs all are.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..imaging import ClaheParams, classifier_canvas, model_input
+from .manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
+from .verify import ExportVerificationError, check_onnx, ort_session
+
+__all__ = ["EnsembleGraph", "export_classifier"]
+
+OPSET = 17
+TOLERANCE = 1e-4  # probabilities, ONNX Runtime vs PyTorch
+
+
+class EnsembleGraph(nn.Module):
+    """Members + weighted soft voting in one module, so the exported graph is the whole classifier."""
+
+    def __init__(self, members: list[nn.Module], sizes: list[int], weights: list[float], combine: str) -> None:
+        super().__init__()
+        if combine not in ("probability", "logit"):
+            raise ValueError(f"combine must be 'probability' or 'logit', got '{combine}'")
+        self.members = nn.ModuleList(members)
+        self.sizes, self.combine, self.input_size = list(sizes), combine, max(sizes)
+        w = torch.tensor(weights, dtype=torch.float32)
+        self.register_buffer("weights", w / w.sum())
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = []
+        for member, size in zip(self.members, self.sizes, strict=True):
+            x = images
+            if size != self.input_size:
+                x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+            logits.append(member(x))
+        member_logits = torch.stack(logits, dim=1)
+        member_probs = torch.sigmoid(member_logits)
+        if self.combine == "probability":
+            return member_probs @ self.weights, member_probs
+        return torch.sigmoid(member_logits @ self.weights), member_probs
+
+
+def export_classifier(
+    ensemble_json: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path = "export",
+    samples: int = 4,
+) -> dict[str, Any]:
+    """Export ``runs/ensemble/ensemble.json``'s members and vote to ``out_dir/dernet.onnx``; update the manifest.
+
+    Verification: ``onnx.checker``, then ONNX Runtime vs PyTorch on ``samples`` prepared validation images (and a
+    batch of them, to exercise the dynamic batch axis). Raises :class:`ExportVerificationError` on a mismatch,
+    leaving any earlier export in place.
+    """
+    from ..ensemble.predict import load_member  # torch-heavy imports stay out of `import dernet.export`
+
+    ensemble_json, data_dir, out_dir = Path(ensemble_json), Path(data_dir), Path(out_dir)
+    if not ensemble_json.is_file():
+        raise FileNotFoundError(f"{ensemble_json}: no fitted ensemble; run `make train-ensemble` first")
+    saved = json.loads(ensemble_json.read_text())
+    members = [load_member(m["checkpoint"]) for m in saved["members"]]
+    sizes = [int(m.hparams.image_size) for m in members]
+    graph = EnsembleGraph(members, sizes, saved["weights"], saved["combine"]).eval()
+    clahe = ClaheParams(saved["clahe"]["clip_limit"], saved["clahe"]["tile_grid"])
+    cache_long_side = _cache_long_side(data_dir)
+    inputs = _sample_inputs(data_dir, graph.input_size, clahe, samples)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "dernet.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice; it is the faster path
+            torch.onnx.export(
+                graph,
+                (torch.from_numpy(inputs[:1]),),
+                str(tmp_path),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["image"],
+                output_names=["probability", "member_probabilities"],
+                dynamic_axes={"image": {0: "batch"}, "probability": {0: "batch"}, "member_probabilities": {0: "batch"}},
+            )
+        check_onnx(tmp_path)
+        worst = _verify(graph, tmp_path, inputs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        digest = install_model_file(tmp_path, out_dir / "dernet.onnx")
+
+    section = {
+        "file": "dernet.onnx",
+        "sha256": digest,
+        "input_size": graph.input_size,
+        "members": [m["name"] for m in saved["members"]],
+        "member_sizes": sizes,
+        "member_thresholds": [m["threshold"] for m in saved["members"]],
+        "weights": saved["weights"],
+        "combine": saved["combine"],
+        "threshold": saved["threshold"],
+        "chosen_on": saved.get("chosen_on", {}),
+        "outputs": ["probability", "member_probabilities"],
+        "verified_max_abs_diff": worst,
+    }
+    update_manifest(
+        out_dir,
+        "classifier",
+        section,
+        preprocessing=preprocessing_dict(cache_long_side, clahe),
+        rejection=rejection_dict(),
+        provenance={"ensemble": str(ensemble_json), "data": str(data_dir), "data_summary": _summary(data_dir)},
+    )
+    return section
+
+
+def _cache_long_side(data_dir: Path) -> int:
+    summary = data_dir / "summary.json"
+    if not summary.is_file():
+        raise FileNotFoundError(f"{summary}: not found; the export reads the cache size of the prepared data")
+    return int(json.loads(summary.read_text())["params"]["long_side"])
+
+
+def _summary(data_dir: Path) -> dict[str, Any]:
+    data = json.loads((data_dir / "summary.json").read_text())
+    return {k: data.get(k) for k in ("source", "created", "splits")}
+
+
+def _sample_inputs(data_dir: Path, size: int, clahe: ClaheParams, count: int) -> np.ndarray:
+    """Real classifier inputs from the prepared val split (random images when there are none)."""
+    import cv2
+
+    from ..datasets.tables import read_table, split_rows
+
+    rows = split_rows(read_table(data_dir), "val").head(count)
+    images = []
+    for row in rows.itertuples():
+        cached = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
+        if cached is not None:
+            images.append(classifier_canvas(model_input(cached, size, clahe), size))
+    while len(images) < 2:
+        images.append(np.random.default_rng(len(images)).integers(0, 256, (size, size), dtype=np.uint8))
+    return (np.stack(images)[:, None].astype(np.float32) / 255.0).copy()
+
+
+@torch.inference_mode()
+def _verify(graph: EnsembleGraph, path: Path, inputs: np.ndarray) -> float:
+    session = ort_session(path)
+    worst = 0.0
+    for batch in [inputs[i : i + 1] for i in range(len(inputs))] + [inputs]:
+        expected = [t.numpy() for t in graph(torch.from_numpy(batch))]
+        got = session.run(None, {"image": batch})
+        for name, e, g in zip(("probability", "member_probabilities"), expected, got, strict=True):
+            if e.shape != g.shape:
+                raise ExportVerificationError(f"{path}: {name} has shape {g.shape} in ONNX Runtime, {e.shape} in torch")
+            worst = max(worst, float(np.abs(e - g).max()))
+    if worst > TOLERANCE:
+        raise ExportVerificationError(
+            f"{path}: ONNX Runtime and PyTorch probabilities differ by {worst:.2e} (> {TOLERANCE:g}); not exported"
+        )
+    return worst

@@ -1,0 +1,53 @@
+"""The detector's raw ONNX output to boxes: confidence filter, then class-aware NMS with OpenCV.
+
+NMS runs here, not in the graph: Ultralytics' embedded NMS bakes one confidence threshold into the file, and
+evaluation needs 0.001 while screening wants 0.25. One best class per anchor and class-aware NMS is what
+Ultralytics' own ``non_max_suppression`` does by default (multi_label=False, agnostic=False).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["Detections", "decode_detections"]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes [K, 4] x1 y1 x2 y2 (in the detector input's pixels), scores [K], class ids [K]; best first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def keep(self, mask: np.ndarray) -> Detections:
+        return Detections(self.boxes[mask], self.scores[mask], self.classes[mask])
+
+
+def decode_detections(raw: np.ndarray, conf: float, iou: float, max_det: int = 300) -> Detections:
+    """``raw`` [4 + classes, anchors] (or with a leading batch of 1): cx, cy, w, h, then per-class scores."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim == 3:
+        raw = raw[0]
+    class_scores = raw[4:]
+    classes = class_scores.argmax(axis=0)
+    scores = class_scores[classes, np.arange(raw.shape[1])]
+    candidates = np.flatnonzero(scores >= conf)
+    if candidates.size == 0:
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    cx, cy, w, h = raw[:4, candidates]
+    rects = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxesBatched(
+        rects.tolist(), scores[candidates].tolist(), classes[candidates].tolist(), conf, iou, top_k=max_det
+    )
+    keep = candidates[np.asarray(keep, dtype=np.int64).reshape(-1)]
+    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_det]
+    cx, cy, w, h = raw[:4, keep]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), classes[keep].astype(np.int64))

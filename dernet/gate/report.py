@@ -1,0 +1,157 @@
+"""A screening result as the report JSON (schema in ARCHITECTURE.md), the overlay PNG and the folder summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
+from ..imaging import apply_clahe
+from .screening import Screening
+
+__all__ = ["build_report", "output_stems", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
+
+# One colour per class id (BGR), distinguishable on a grey radiograph.
+CLASS_COLOURS = (
+    (0, 200, 255),
+    (255, 120, 0),
+    (60, 220, 60),
+    (220, 0, 220),
+    (0, 80, 255),
+    (255, 255, 0),
+    (180, 180, 255),
+)
+OVERLAY_MIN_LONG_SIDE = 800  # small demo images are enlarged so labels stay legible
+SUMMARY_COLUMNS = ("input", "status", "reason", "abnormal_probability", "threshold", "abnormal", "mode",
+                   "findings", "top_finding", "top_confidence", "total_ms", "report")  # fmt: skip
+
+
+def build_report(result: Screening, overlay: str | None, model_hashes: dict[str, str]) -> dict[str, Any]:
+    """The report dict: only the fields the contract names (no patient identifiers exist in it)."""
+    meta = result.meta
+    image = None
+    if meta is not None:
+        image = {"width": meta.width, "height": meta.height, "modality": meta.modality, "photometric": meta.photometric}
+    return {
+        "input": result.input,
+        "status": result.status,
+        "reason": result.reason,
+        "overlay": overlay,
+        "image": image,
+        "abnormal_probability": None if result.probability is None else round(result.probability, 6),
+        "threshold": result.threshold,
+        "abnormal": result.abnormal,
+        "mode": result.mode,
+        "findings": [f.as_dict() for f in result.findings],
+        "timings_ms": result.timings_ms,
+        "models": dict(model_hashes),
+    }
+
+
+def render_overlay(result: Screening) -> np.ndarray | None:
+    """The preprocessed radiograph (windowed + CLAHE) with class-coloured boxes and a decision banner on top."""
+    if result.windowed is None or result.meta is None or result.probability is None:
+        return None
+    image = apply_clahe(result.windowed)
+    scale = max(1.0, OVERLAY_MIN_LONG_SIDE / max(image.shape))
+    if scale > 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    h, w = canvas.shape[:2]
+    sx, sy = w / result.meta.width, h / result.meta.height
+    thickness = max(2, round(max(h, w) / 500))
+    font_scale = max(0.5, max(h, w) / 1600)
+    for finding in sorted(result.findings, key=lambda f: f.confidence):  # most confident drawn last, on top
+        colour = CLASS_COLOURS[finding.class_id % len(CLASS_COLOURS)]
+        x1, y1, x2, y2 = finding.box
+        p1, p2 = (round(x1 * sx), round(y1 * sy)), (round(x2 * sx), round(y2 * sy))
+        cv2.rectangle(canvas, p1, p2, colour, thickness, cv2.LINE_AA)
+        _label(canvas, f"{finding.label} {finding.confidence:.2f}", p1, colour, font_scale)
+    return np.vstack([_banner(result, w, font_scale), canvas])
+
+
+def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = corner[0], max(corner[1], th + base + 2)
+    cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), colour, -1)
+    cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _banner(result: Screening, width: int, scale: float) -> np.ndarray:
+    abnormal = bool(result.abnormal)
+    colour = (40, 40, 200) if abnormal else (60, 140, 40)
+    relation = ">=" if abnormal else "<"
+    text = (
+        f"{'ABNORMAL' if abnormal else 'NORMAL'}  p={result.probability:.3f} {relation} threshold "
+        f"{result.threshold:.3f}  |  mode {result.mode}  |  {len(result.findings)} finding(s)"
+    )
+    height = round(44 * max(scale, 0.6))
+    banner = np.full((height, width, 3), colour, np.uint8)
+    text_scale = scale * 1.1
+    while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)[0][0] > width - 16 and text_scale > 0.3:
+        text_scale *= 0.9
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)
+    cv2.putText(banner, text, (8, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, text_scale, (255, 255, 255), 2,
+                cv2.LINE_AA)  # fmt: skip
+    return banner
+
+
+def output_stems(inputs: Sequence[Path]) -> dict[Path, Path]:
+    """A unique relative name per input: its path relative to the inputs' common folder (mirrored under --out)."""
+    resolved = [p.resolve() for p in inputs]
+    parents = [str(p.parent) for p in resolved]
+    root = Path(os.path.commonpath(parents)) if parents else Path(".")
+    return {given: path.relative_to(root) for given, path in zip(inputs, resolved, strict=True)}
+
+
+def write_outputs(result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str]) -> dict[str, Any]:
+    """Write ``<out>/<stem>.overlay.png`` (when there is an image) and ``<out>/<stem>.json``; the report."""
+    overlay_image = render_overlay(result)
+    overlay_path = None
+    target = out_dir / stem
+    if overlay_image is not None:
+        overlay_path = target.with_name(target.name + ".overlay.png")
+        write_png_atomic(overlay_path, overlay_image, compression=3)
+    else:
+        target.with_name(target.name + ".overlay.png").unlink(missing_ok=True)  # no stale overlay from a rerun
+    report = build_report(result, None if overlay_path is None else str(overlay_path), model_hashes)
+    write_json_atomic(target.with_name(target.name + ".json"), report)
+    return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One human line per input for the terminal."""
+    if report["status"] != "ok":
+        return f"{report['input']}: REJECTED - {report['reason']}"
+    decision = "ABNORMAL" if report["abnormal"] else "normal"
+    findings = report["findings"]
+    listed = ", ".join(f"{f['label']} {f['confidence']:.2f}" for f in findings[:3])
+    more = f" (+{len(findings) - 3} more)" if len(findings) > 3 else ""
+    detail = f"{len(findings)} finding(s)" + (f": {listed}{more}" if findings else "")
+    return (
+        f"{report['input']}: {decision} p={report['abnormal_probability']:.3f} (threshold {report['threshold']:.3f}), "
+        f"{detail} [{report['timings_ms']['total']:.0f} ms]"
+    )
+
+
+def write_summary_csv(path: Path, reports: Iterable[tuple[dict[str, Any], Path]]) -> None:
+    """One row per input (report, report path)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SUMMARY_COLUMNS)
+    for report, report_path in reports:
+        top = max(report["findings"], key=lambda f: f["confidence"], default=None)
+        writer.writerow([
+            report["input"], report["status"], report["reason"] or "", report["abnormal_probability"],
+            report["threshold"], report["abnormal"], report["mode"], len(report["findings"]),
+            top["label"] if top else "", top["confidence"] if top else "", report["timings_ms"].get("total"),
+            str(report_path),
+        ])  # fmt: skip
+    write_text_atomic(path, buffer.getvalue())

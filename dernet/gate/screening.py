@@ -1,0 +1,175 @@
+"""The gate's core: one input in, one screening result out (read, reject, classify, gate, detect).
+
+Shared by the command line, `make evaluate` and the web page. Preprocessing is dernet.imaging's
+:func:`load_windowed` at the manifest's cache long side, then :func:`model_input` at each model's size: the
+same calls, in the same order, the trainers make on the prepared cache. No torch, no Ultralytics.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..export.manifest import Manifest, load_manifest
+from ..imaging import (
+    ImageMeta,
+    ImageReadError,
+    Source,
+    classifier_canvas,
+    letterbox,
+    load_windowed,
+    model_input,
+    scale_boxes,
+)
+from .detection import Detections, decode_detections
+from .rejection import rejection_reason
+from .runtime import RuntimeOptions, create_session
+
+__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "Screener", "Screening"]
+
+MODES = ("gate", "fusion", "all")
+FUSION_MIN_CONFIDENCE = 0.5  # VinDr-SpineXR rule: below the threshold only confident boxes survive
+
+
+@dataclass(frozen=True)
+class Finding:
+    label: str
+    class_id: int
+    confidence: float
+    box: list[float]  # x1, y1, x2, y2 in the original image's pixels
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "class_id": self.class_id, "confidence": self.confidence, "box": self.box}
+
+
+@dataclass
+class Screening:
+    """What the gate found for one input; :mod:`dernet.gate.report` turns it into the report JSON and overlay."""
+
+    input: str
+    status: str  # "ok" | "rejected"
+    mode: str
+    threshold: float
+    reason: str | None = None
+    meta: ImageMeta | None = None
+    probability: float | None = None
+    member_probabilities: dict[str, float] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    detector_ran: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    windowed: np.ndarray | None = None  # the windowed cache-size image, for the overlay
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def abnormal(self) -> bool | None:
+        return None if self.probability is None else self.probability >= self.threshold
+
+
+class Screener:
+    """Models loaded once (two ONNX Runtime sessions), then :meth:`screen` per input; safe to share across threads
+    (ONNX Runtime sessions allow concurrent ``run`` calls and the rest holds no state)."""
+
+    def __init__(self, models: str | Path | Manifest = "export", runtime: RuntimeOptions | None = None) -> None:
+        self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
+        self.runtime = runtime or RuntimeOptions()
+        m = self.manifest
+        self.classifier = create_session(m.path_of(m.classifier), self.runtime)
+        self.detector = create_session(m.path_of(m.detector), self.runtime)
+        self._classifier_input = self.classifier.get_inputs()[0].name
+        self._detector_input = self.detector.get_inputs()[0].name
+
+    @property
+    def model_hashes(self) -> dict[str, str]:
+        return {"classifier": self.manifest.classifier.sha256, "detector": self.manifest.detector.sha256}
+
+    def screen(
+        self,
+        source: Source,
+        name: str | None = None,
+        mode: str = "gate",
+        threshold: float | None = None,
+        conf: float | None = None,
+    ) -> Screening:
+        """Screen one input (path, bytes or array). Never raises for a bad input: it comes back rejected."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        m = self.manifest
+        name = name or str(source if not isinstance(source, (bytes, np.ndarray)) else "<upload>")
+        threshold = m.classifier.threshold if threshold is None else float(threshold)
+        conf = m.detector.conf if conf is None else float(conf)
+        result = Screening(input=name, status="ok", mode=mode, threshold=threshold)
+        start = time.perf_counter()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                windowed, meta = load_windowed(source, m.preprocessing.cache_long_side, name=name)
+            except ImageReadError as err:
+                return _rejected(result, err.reason, None, start)
+        result.warnings = [str(w.message) for w in caught]
+        result.meta, result.windowed = meta, windowed
+        t_read = time.perf_counter()
+        reason = rejection_reason(meta, windowed, m.rejection)
+        if reason:
+            return _rejected(result, reason, meta, start, read_ms=_ms(start, t_read))
+
+        clahe = m.preprocessing.clahe
+        size, imgsz = m.classifier.input_size, m.detector.imgsz
+        cls_input = classifier_canvas(model_input(windowed, size, clahe), size)[None, None].astype(np.float32) / 255
+        det_image = model_input(windowed, imgsz, clahe)
+        canvas, geometry = letterbox(det_image, imgsz)
+        t_pre = time.perf_counter()
+
+        probability, members = self.classifier.run(None, {self._classifier_input: cls_input})
+        result.probability = float(probability[0])
+        result.member_probabilities = {n: float(p) for n, p in zip(m.classifier.members, members[0], strict=True)}
+        t_cls = time.perf_counter()
+
+        detections = None
+        if mode != "gate" or result.probability >= threshold:
+            det_input = np.ascontiguousarray(np.broadcast_to(canvas[None, None], (1, 3, imgsz, imgsz)), np.float32)
+            raw = self.detector.run(None, {self._detector_input: det_input / 255})[0]
+            detections = decode_detections(raw, conf, m.detector.iou, m.detector.max_det)
+            if mode == "fusion" and result.probability < threshold:
+                detections = detections.keep(detections.scores >= FUSION_MIN_CONFIDENCE)
+        t_det = time.perf_counter()
+
+        result.detector_ran = detections is not None
+        if detections is not None:
+            result.findings = self._findings(detections, geometry, det_image.shape, meta)
+        result.timings_ms = {
+            "read": _ms(start, t_read),
+            "preprocess": _ms(t_read, t_pre),
+            "classify": _ms(t_pre, t_cls),
+            "detect": _ms(t_cls, t_det),
+            "total": _ms(start, t_det),
+        }
+        return result
+
+    def _findings(self, detections: Detections, geometry, det_shape: tuple[int, ...], meta: ImageMeta) -> list[Finding]:
+        """Boxes from the letterboxed canvas to the detector image, then to the original image's pixels."""
+        h, w = det_shape[:2]
+        on_image = geometry.to_original(detections.boxes, (w, h))
+        original = scale_boxes(on_image, (w, h), (meta.width, meta.height))
+        names = self.manifest.detector.class_names
+        return [
+            Finding(names[int(c)], int(c), round(float(s), 5), [round(float(v), 1) for v in box])
+            for box, s, c in zip(original, detections.scores, detections.classes, strict=True)
+        ]
+
+
+def _rejected(result: Screening, reason: str, meta: ImageMeta | None, start: float, read_ms: float | None = None):
+    result.status, result.reason, result.meta = "rejected", reason, meta
+    elapsed = _ms(start, time.perf_counter())
+    result.timings_ms = {"read": read_ms if read_ms is not None else elapsed, "preprocess": 0.0, "classify": 0.0,
+                         "detect": 0.0, "total": elapsed}  # fmt: skip
+    return result
+
+
+def _ms(a: float, b: float) -> float:
+    return round((b - a) * 1000, 1)
