@@ -21,9 +21,12 @@ SPLIT ?= test
 FOLDS ?= 5
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
+ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
+EXPORT ?= export
+DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,25 +77,43 @@ train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=...
 evaluate-yolo: install ## detector AP@0.5 per class + mAP on SPLIT (default test) for YOLO_WEIGHTS
 	$(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split $(SPLIT)
 
+export-onnx: install ## export/dernet.onnx + export/yolo_spine.onnx + manifest.json from runs/ (verified against PyTorch)
+	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
+	$(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
+
+evaluate: install ## classification + per-class AP for each gate mode, from the exported models on SPLIT (default test)
+	$(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split $(SPLIT)
+
+gate: install ## screen files or folders with the exported models: make gate INPUT=path [ARGS="--mode fusion"]
+	@test -n "$(INPUT)" || { echo "usage: make gate INPUT=file-or-folder [ARGS=...]"; exit 2; }
+	$(PY) -m dernet.gate $(INPUT) --models $(EXPORT) $(ARGS)
+
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
 
-demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> ensemble + detector training and evaluation (CPU)
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate
+	@echo "Demo: models trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
 		--config configs/demo/data.yaml
 	$(OFFLINE) $(PY) -m dernet train-ensemble --config-dir configs/demo/ensemble \
 		--trainer.enable_progress_bar $(if $(CI),false,true)
-	$(OFFLINE) $(PY) -m dernet evaluate --config configs/demo/ensemble/ensemble.yaml --split test
 	$(OFFLINE) $(PY) -m yolo_spine.train --config configs/demo/yolo_spine.yaml
-	$(OFFLINE) $(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split test
+	$(OFFLINE) $(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
+	$(OFFLINE) $(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
+	$(OFFLINE) $(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split test
+	$(OFFLINE) $(PY) -m dernet.datasets samples --source $(PHANTOM) --out $(DEMO_INPUTS)
+	@rm -rf runs/gate
+	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate
 	@echo ""
-	@echo "Demo outputs:"
+	@echo "Demo outputs (synthetic data, not for clinical use):"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
 	@echo "  prepared dataset:  $(PREPARED)/ (images/, labels/, data.yaml, classification.csv, summary.json)"
-	@echo "  ensemble runs:     runs/ensemble/<member>/ (config.yaml, metrics.csv, checkpoints/best.ckpt)"
-	@echo "  ensemble:          runs/ensemble/ensemble.json, evaluation_test.{md,json}, roc_test.png"
-	@echo "  detector:          runs/yolo_spine/train/ (weights/best.pt, evaluation_test.{md,json}, pr_test.png)"
+	@echo "  ensemble runs:     runs/ensemble/<member>/ (config.yaml, metrics.csv, checkpoints/best.ckpt), ensemble.json"
+	@echo "  detector run:      runs/yolo_spine/train/ (weights/best.pt)"
+	@echo "  exported models:   $(EXPORT)/ (dernet.onnx, yolo_spine.onnx, manifest.json)"
+	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png)"
+	@echo "  gate reports:      runs/gate/ (<input>.json, <input>.overlay.png, summary.csv)"
 
 clean: ## remove caches (keeps .venv, data/, runs/ and export/)
 	rm -rf .pytest_cache .ruff_cache .ultralytics

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from pathlib import Path
 
 # Before anything imports Ultralytics, timm or albumentations: nothing in the tests may wait on the network.
@@ -13,6 +15,7 @@ for _key in ("YOLO_OFFLINE", "HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE"):
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 
 from dernet.datasets import PrepareConfig, prepare_dataset, synthesize  # noqa: E402
 from dernet.runtime_env import ensure_ultralytics_config_dir  # noqa: E402
@@ -21,6 +24,7 @@ PHANTOM_IMAGES = 24
 PHANTOM_SEED = 7
 PHANTOM_LONG_SIDE = 256
 CACHE_LONG_SIDE = 128
+ROOT = _ROOT
 
 
 ensure_ultralytics_config_dir()
@@ -41,4 +45,142 @@ def prepared_dir(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     config = PrepareConfig(long_side=CACHE_LONG_SIDE, folds=3, workers=1)
     result = prepare_dataset(phantom_dir, out, config, progress=False)
     assert not result.skipped
+    return out
+
+
+# Models trained a couple of steps, shared by the tests of training, export, the gate and the web page.
+
+MEMBERS = ["densenet121", "tf_efficientnetv2_s", "resnet50"]
+
+
+def quick(prepared: Path, runs: Path, steps: int = 2) -> list[str]:
+    """Overrides that make a member run a couple of CPU steps at 64 px."""
+    return [
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        str(steps),
+        "--trainer.limit_val_batches",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--model.image_size",
+        "64",
+        "--data.batch_size",
+        "4",
+        "--data.num_workers",
+        "0",
+        "--data.data_dir",
+        str(prepared),
+        "--trainer.logger.init_args.save_dir",
+        str(runs),
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three members trained two steps each through the real CLI, and an ensemble.yaml pointing at them."""
+    from dernet.ensemble.cli import main as dernet_main
+
+    runs = tmp_path_factory.mktemp("runs")
+    for name in MEMBERS:
+        assert (
+            dernet_main(
+                ["fit", "--config", str(ROOT / "configs/demo/ensemble" / f"{name}.yaml"), *quick(prepared_dir, runs)]
+            )
+            == 0
+        )
+    config = yaml.safe_load((ROOT / "configs/demo/ensemble/ensemble.yaml").read_text())
+    config.update(
+        members={n: str(runs / n / "checkpoints" / "best.ckpt") for n in MEMBERS},
+        data_dir=str(prepared_dir),
+        output=str(runs / "ensemble.json"),
+        bootstrap_resamples=200,
+    )
+    ensemble_yaml = runs / "ensemble.yaml"
+    ensemble_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+    return {"runs": runs, "ensemble_yaml": ensemble_yaml, "prepared": prepared_dir}
+
+
+def _find_transform(compose, name: str):
+    """The transform called ``name`` inside Ultralytics' nested Compose objects."""
+    for transform in getattr(compose, "transforms", []):
+        if type(transform).__name__ == name:
+            return transform
+        found = _find_transform(transform, name)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def trained_run(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three epochs of YOLO11n at 64 px on the phantom, mosaic cut off after epoch 2, with sockets forbidden."""
+    from yolo_spine.train import load_config, train
+
+    connects: list = []
+
+    def refuse(self, address, *args, **kwargs):
+        connects.append(address)
+        raise OSError("network disabled in tests")
+
+    mosaic_by_epoch: dict[int, float] = {}
+    criterion_types: list[str] = []
+    out = tmp_path_factory.mktemp("yolo")
+    config = load_config(
+        ROOT / "configs/demo/yolo_spine.yaml",
+        [
+            f"data={prepared_dir / 'data.yaml'}",
+            "epochs=3",
+            "mosaic_cutoff_epoch=2",
+            "imgsz=64",
+            "batch=4",
+            f"project={out}",
+            "name=run",
+            "val=true",
+        ],
+    )
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    def record(trainer: DetectionTrainer) -> None:
+        if trainer.epoch not in mosaic_by_epoch:
+            mosaic = _find_transform(trainer.train_loader.dataset.transforms, "Mosaic")
+            mosaic_by_epoch[trainer.epoch] = float(mosaic.p)
+            criterion_types.append(type(trainer.model.criterion.bce).__name__)
+
+    import yolo_spine.trainer as trainer_module
+
+    original_init = trainer_module.SpineDetectionTrainer.__init__
+
+    def init_with_callback(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.add_callback("on_train_batch_end", record)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(trainer_module.SpineDetectionTrainer, "__init__", init_with_callback)
+        run_dir = train(config)
+    return {"run": run_dir, "connects": connects, "mosaic": mosaic_by_epoch, "criterion": criterion_types}
+
+
+@pytest.fixture(scope="session")
+def exported_models(trained: dict, trained_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ensemble (paper weights, Youden threshold on val) and detector exported as the gate expects them."""
+    from dernet.ensemble.ensemble_config import load_ensemble_config
+    from dernet.ensemble.fit_ensemble import fit_ensemble
+    from dernet.export.classifier import export_classifier
+    from yolo_spine.export import export_detector
+
+    out = tmp_path_factory.mktemp("export")
+    config = load_ensemble_config(trained["ensemble_yaml"])
+    ensemble_json = out.parent / f"{out.name}_ensemble.json"
+    fit_ensemble(config.__class__(**{**config.__dict__, "output": str(ensemble_json)}))
+    export_classifier(ensemble_json, trained["prepared"], out)
+    export_detector(trained_run["run"] / "weights" / "best.pt", trained["prepared"], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classifier"]["input_size"] == 64 and manifest["detector"]["imgsz"] == 64
     return out

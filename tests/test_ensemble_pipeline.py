@@ -13,59 +13,9 @@ import yaml
 from dernet.datasets.tables import read_table, split_rows
 from dernet.ensemble.cli import main as dernet_main
 
+from .conftest import MEMBERS, quick
+
 ROOT = Path(__file__).resolve().parents[1]
-MEMBERS = ["densenet121", "tf_efficientnetv2_s", "resnet50"]
-
-
-def quick(prepared: Path, runs: Path, steps: int = 2) -> list[str]:
-    """Overrides that make a member run a couple of CPU steps at 64 px."""
-    return [
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.limit_train_batches",
-        str(steps),
-        "--trainer.limit_val_batches",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        "--model.image_size",
-        "64",
-        "--data.batch_size",
-        "4",
-        "--data.num_workers",
-        "0",
-        "--data.data_dir",
-        str(prepared),
-        "--trainer.logger.init_args.save_dir",
-        str(runs),
-    ]
-
-
-@pytest.fixture(scope="module")
-def trained(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Three members trained two steps each through the real CLI, and an ensemble.yaml pointing at them."""
-    runs = tmp_path_factory.mktemp("runs")
-    for name in MEMBERS:
-        assert (
-            dernet_main(
-                ["fit", "--config", str(ROOT / "configs/demo/ensemble" / f"{name}.yaml"), *quick(prepared_dir, runs)]
-            )
-            == 0
-        )
-    config = yaml.safe_load((ROOT / "configs/demo/ensemble/ensemble.yaml").read_text())
-    config.update(
-        members={n: str(runs / n / "checkpoints" / "best.ckpt") for n in MEMBERS},
-        data_dir=str(prepared_dir),
-        output=str(runs / "ensemble.json"),
-        bootstrap_resamples=200,
-    )
-    ensemble_yaml = runs / "ensemble.yaml"
-    ensemble_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
-    return {"runs": runs, "ensemble_yaml": ensemble_yaml, "prepared": prepared_dir}
 
 
 def test_each_run_saves_its_resolved_config_and_checkpoints(trained: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import cv2
@@ -113,67 +112,6 @@ def test_dataset_hands_training_the_dernet_imaging_output(prepared_dir: Path) ->
     np.testing.assert_array_equal(again, image)
     albumentations = next(t for t in dataset.transforms.transforms if type(t).__name__ == "Albumentations")
     assert "CLAHE" not in str(albumentations.transform)  # Ultralytics' random CLAHE would equalise twice
-
-
-def _find_transform(compose, name: str):
-    """The transform called ``name`` inside Ultralytics' nested Compose objects."""
-    for transform in getattr(compose, "transforms", []):
-        if type(transform).__name__ == name:
-            return transform
-        found = _find_transform(transform, name)
-        if found is not None:
-            return found
-    return None
-
-
-@pytest.fixture(scope="module")
-def trained_run(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Three epochs of YOLO11n at 64 px on the phantom, mosaic cut off after epoch 2, with sockets forbidden."""
-    from yolo_spine.train import load_config, train
-
-    connects: list = []
-
-    def refuse(self, address, *args, **kwargs):
-        connects.append(address)
-        raise OSError("network disabled in tests")
-
-    mosaic_by_epoch: dict[int, float] = {}
-    criterion_types: list[str] = []
-    out = tmp_path_factory.mktemp("yolo")
-    config = load_config(
-        ROOT / "configs/demo/yolo_spine.yaml",
-        [
-            f"data={prepared_dir / 'data.yaml'}",
-            "epochs=3",
-            "mosaic_cutoff_epoch=2",
-            "imgsz=64",
-            "batch=4",
-            f"project={out}",
-            "name=run",
-            "val=true",
-        ],
-    )
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
-    def record(trainer: DetectionTrainer) -> None:
-        if trainer.epoch not in mosaic_by_epoch:
-            mosaic = _find_transform(trainer.train_loader.dataset.transforms, "Mosaic")
-            mosaic_by_epoch[trainer.epoch] = float(mosaic.p)
-            criterion_types.append(type(trainer.model.criterion.bce).__name__)
-
-    import yolo_spine.trainer as trainer_module
-
-    original_init = trainer_module.SpineDetectionTrainer.__init__
-
-    def init_with_callback(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self.add_callback("on_train_batch_end", record)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", refuse)
-        patch.setattr(trainer_module.SpineDetectionTrainer, "__init__", init_with_callback)
-        run_dir = train(config)
-    return {"run": run_dir, "connects": connects, "mosaic": mosaic_by_epoch, "criterion": criterion_types}
 
 
 def test_training_is_offline_applies_mosaic_until_the_cutoff_and_uses_focal_loss(trained_run: dict) -> None:

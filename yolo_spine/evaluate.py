@@ -19,17 +19,16 @@ import numpy as np
 
 from dernet.cliutil import run_command
 from dernet.datasets.tables import read_table, split_rows
-from dernet.datasets.vindr import CLASS_NAMES, PAPER_ORDER
-from dernet.fileio import write_figure_atomic, write_json_atomic, write_text_atomic
+from dernet.datasets.vindr import CLASS_NAMES
+from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
 from dernet.metrics import DetectionSample, average_precision_50
+from dernet.metrics.tables import detection_table, plot_pr
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
 from .options import SpineOptions
 
 __all__ = ["evaluate_detector", "format_table", "main"]
-
-PAPER_LABELS = ("LT2", "LT4", "LT6", "LT8", "LT10", "LT11", "LT13")
 
 
 def evaluate_detector(
@@ -72,7 +71,7 @@ def evaluate_detector(
         result["ultralytics_map50"] = float(metrics.box.map50)
     write_json_atomic(run_dir / f"evaluation_{split}.json", result)
     write_text_atomic(run_dir / f"evaluation_{split}.md", format_table(result) + "\n")
-    _plot_pr(result, run_dir / f"pr_{split}.png")
+    plot_pr(result, run_dir / f"pr_{split}.png")
     return result
 
 
@@ -118,44 +117,15 @@ def _predict(
 
 def format_table(result: dict[str, Any]) -> str:
     """Markdown in the papers' column order (LT2 ... LT13, mAP), AP in percent."""
-    names = [CLASS_NAMES[k] for k in PAPER_ORDER]
-    header = "| | " + " | ".join(f"{label} {name}" for label, name in zip(PAPER_LABELS, names, strict=True))
-    cells = ["–" if result["ap50"][n] is None else f"{100 * result['ap50'][n]:.2f}" for n in names]
     lines = [
         f"Split `{result['split']}`: {result['images']} images, imgsz {result['imgsz']}, conf >= {result['conf']}; "
         "AP@0.5 (COCO 101-point, pycocotools).",
         "",
-        header + " | mAP@0.5 |",
-        "|---|" + "---|" * (len(names) + 1),
-        "| AP@0.5 | " + " | ".join(cells) + f" | {100 * result['map50']:.2f} |",
+        detection_table({"AP@0.5": result}),
     ]
     if "ultralytics_map50" in result:
         lines += ["", f"Ultralytics' own val mAP50 on the same split: {100 * result['ultralytics_map50']:.2f}"]
     return "\n".join(lines)
-
-
-def _plot_pr(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
-    for k in PAPER_ORDER:
-        name = CLASS_NAMES[k]
-        if result["precision"][name] is not None:
-            ax.plot(result["recall"], result["precision"][name], label=f"{name} (AP {100 * result['ap50'][name]:.1f})")
-    ax.set(
-        xlabel="recall",
-        ylabel="precision",
-        xlim=(0, 1),
-        ylim=(0, 1.02),
-        title=f"PR at IoU 0.5, {result['split']} split (mAP {100 * result['map50']:.1f})",
-    )
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    write_figure_atomic(fig, path)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Command line for the datasets package: `synth` (phantom in the release layout) and `prepare`."""
+"""Command line for the datasets package: `synth` (phantom in the release layout), `prepare` and `samples`."""
 
 from __future__ import annotations
 
@@ -54,7 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, help="parallel worker processes (overrides the config)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     prepare.set_defaults(run=_prepare)
+
+    samples = commands.add_parser("samples", help="copy a few test images (normal and abnormal, one also as PNG)")
+    samples.add_argument("--source", type=Path, required=True, help="release folder (or phantom)")
+    samples.add_argument("--out", type=Path, required=True, help="output folder")
+    samples.add_argument("--count", type=int, default=6, help="DICOM files to copy, half abnormal (default 6)")
+    samples.set_defaults(run=_samples)
     return parser
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from .samples import pick_samples
+
+    written = pick_samples(args.source, args.out, args.count)
+    print(f"{len(written)} sample inputs in {args.out}")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         stems = output_stems(files)
         written = []
         rejected = 0
-        progress = tqdm(files, desc="screening", unit="image", disable=len(files) < 2, file=sys.stderr)
+        progress = tqdm(
+            files, desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
+        )
         for path in progress:
             result = screener.screen(path, name=str(path), mode=args.mode, threshold=args.threshold, conf=args.conf)
             report = write_outputs(result, args.out, stems[path], screener.model_hashes)

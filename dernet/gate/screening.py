@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..export.manifest import Manifest, load_manifest
+from ..export.manifest import Manifest, Rejection, load_manifest
 from ..imaging import (
     ImageMeta,
     ImageReadError,
@@ -74,8 +74,14 @@ class Screener:
     """Models loaded once (two ONNX Runtime sessions), then :meth:`screen` per input; safe to share across threads
     (ONNX Runtime sessions allow concurrent ``run`` calls and the rest holds no state)."""
 
-    def __init__(self, models: str | Path | Manifest = "export", runtime: RuntimeOptions | None = None) -> None:
+    def __init__(
+        self,
+        models: str | Path | Manifest = "export",
+        runtime: RuntimeOptions | None = None,
+        rejection: Rejection | None = None,
+    ) -> None:
         self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
+        self.rejection = rejection or self.manifest.rejection
         self.runtime = runtime or RuntimeOptions()
         m = self.manifest
         self.classifier = create_session(m.path_of(m.classifier), self.runtime)
@@ -114,7 +120,7 @@ class Screener:
         result.warnings = [str(w.message) for w in caught]
         result.meta, result.windowed = meta, windowed
         t_read = time.perf_counter()
-        reason = rejection_reason(meta, windowed, m.rejection)
+        reason = rejection_reason(meta, windowed, self.rejection)
         if reason:
             return _rejected(result, reason, meta, start, read_ms=_ms(start, t_read))
 

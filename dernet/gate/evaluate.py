@@ -1,0 +1,273 @@
+"""Evaluate the exported models through the gate's core, per gate mode (`make evaluate`), or score gate reports.
+
+python -m dernet.gate.evaluate --models export --data data/prepared --split test
+python -m dernet.gate.evaluate --reports runs/gate --annotations path/to/release/annotations/test.csv
+
+The detector runs once per image at conf 0.001 (``--mode all``); the three modes are then derived from those boxes
+exactly as the gate applies them (gate: no boxes below the threshold; fusion: boxes >= 0.5 below it; all: every
+box), so the tables read like the VinDr-SpineXR paper's Table 5. The counterpart fusion of that paper (the mean of
+the classifier probability and the top box score) is scored as a classifier beside the ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..cliutil import run_command
+from ..datasets.tables import read_table, split_rows
+from ..datasets.vindr import CLASS_NAMES, read_annotations
+from ..fileio import write_json_atomic, write_text_atomic
+from ..metrics import DetectionSample, average_precision_50, binary_metrics, bootstrap_intervals
+from ..metrics.tables import classification_table, detection_table, plot_pr, plot_roc
+from .runtime import RuntimeOptions
+from .screening import FUSION_MIN_CONFIDENCE, MODES, Screener
+
+__all__ = ["ScoredImage", "evaluate_exported", "fused_score", "score_images", "score_reports"]
+
+EVAL_CONF = 0.001
+FUSION_NAME = "fusion: (p + top box) / 2"
+
+
+@dataclass
+class ScoredImage:
+    """One image's ground truth and what the gate said in mode 'all' (boxes in original pixels)."""
+
+    image_id: str
+    width: int
+    height: int
+    abnormal: int
+    probability: float
+    gt_boxes: np.ndarray
+    gt_classes: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    member_probabilities: dict[str, float] = field(default_factory=dict)
+
+
+def fused_score(probability: float, box_scores: np.ndarray) -> float:
+    """VinDr-SpineXR counterpart fusion: mean of the classifier probability and the most confident box (0 if none)."""
+    return (probability + (float(box_scores.max()) if len(box_scores) else 0.0)) / 2
+
+
+def mode_samples(images: list[ScoredImage], mode: str, threshold: float) -> list[DetectionSample]:
+    """Detection samples as the gate in ``mode`` would have reported them."""
+    samples = []
+    for im in images:
+        keep = np.ones(len(im.scores), bool)
+        if im.probability < threshold:
+            keep = np.zeros_like(keep) if mode == "gate" else keep
+            keep = keep & (im.scores >= FUSION_MIN_CONFIDENCE) if mode == "fusion" else keep
+        samples.append(
+            DetectionSample(
+                im.image_id,
+                im.width,
+                im.height,
+                im.gt_boxes,
+                im.gt_classes,
+                im.boxes[keep],
+                im.scores[keep],
+                im.classes[keep],
+            )  # fmt: skip
+        )
+    return samples
+
+
+def score_images(
+    images: list[ScoredImage],
+    threshold: float,
+    member_thresholds: dict[str, float] | None = None,
+    bootstrap: int = 1000,
+    label: str = "test",
+) -> dict[str, Any]:
+    """Classification metrics with 95% CIs (ensemble, members, counterpart fusion) and AP@0.5 per gate mode."""
+    if not images:
+        raise ValueError("nothing to score: every input was rejected or none matched the annotations")
+    labels = np.array([im.abnormal for im in images], int)
+    scores: dict[str, tuple[np.ndarray, float]] = {}
+    for name, member_threshold in (member_thresholds or {}).items():
+        scores[name] = (np.array([im.member_probabilities[name] for im in images]), member_threshold)
+    scores["ensemble"] = (np.array([im.probability for im in images]), threshold)
+    scores[FUSION_NAME] = (np.array([fused_score(im.probability, im.scores) for im in images]), 0.5)
+    result: dict[str, Any] = {
+        "split": label,
+        "images": len(images),
+        "abnormal": int(labels.sum()),
+        "bootstrap_resamples": bootstrap,
+        "threshold": threshold,
+        "conf": EVAL_CONF,
+        "models": {},
+        "detection": {},
+    }
+    if len(np.unique(labels)) == 2:
+        for name, (score, thr) in scores.items():
+            point = binary_metrics(labels, score, thr).as_dict()
+            result["models"][name] = {"threshold": thr, "metrics": point,
+                                      "ci95": bootstrap_intervals(labels, score, thr, bootstrap)}  # fmt: skip
+    for mode in MODES:
+        ap = average_precision_50(mode_samples(images, mode, threshold), CLASS_NAMES)
+        result["detection"][mode] = ap
+    result["_roc"] = (labels, scores)
+    return result
+
+
+def evaluate_exported(
+    models: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    out_dir: str | Path | None = None,
+    bootstrap: int = 1000,
+    runtime: RuntimeOptions | None = None,
+) -> dict[str, Any]:
+    """Run the gate's core (mode 'all', conf 0.001) over a prepared split and write tables and plots."""
+    data_dir = Path(data_dir)
+    screener = Screener(models, runtime)
+    # The prepared cache is smaller than the originals, which preparation already read: no minimum size here.
+    screener.rejection = replace(screener.manifest.rejection, min_side=0)
+    rows = split_rows(read_table(data_dir), split)
+    if rows.empty:
+        raise ValueError(f"{data_dir}: the {split} split is empty")
+    images, rejected = [], []
+    for row in tqdm(rows.itertuples(), total=len(rows), desc=f"gate on {split}", unit="image"):
+        result = screener.screen(data_dir / row.path, mode="all", conf=EVAL_CONF)
+        if result.status != "ok":
+            rejected.append({"image_id": row.image_id, "reason": result.reason})
+            continue
+        # The cache image is the gate's input here: its boxes are in cache pixels; scale them to the original.
+        sx, sy = row.width / result.meta.width, row.height / result.meta.height
+        boxes = np.array([f.box for f in result.findings], float).reshape(-1, 4) * [sx, sy, sx, sy]
+        gt_boxes, gt_classes = _prepared_labels(data_dir, row)
+        images.append(
+            ScoredImage(
+                row.image_id,
+                int(row.width),
+                int(row.height),
+                int(row.abnormal),
+                float(result.probability),
+                gt_boxes,
+                gt_classes,
+                boxes,
+                np.array([f.confidence for f in result.findings]),
+                np.array([f.class_id for f in result.findings], int),
+                result.member_probabilities,
+            )  # fmt: skip
+        )
+    manifest = screener.manifest.classifier
+    member_thresholds = dict(zip(manifest.members, manifest.member_thresholds, strict=True))
+    result = score_images(images, manifest.threshold, member_thresholds, bootstrap, split)
+    result.update(rejected=rejected, models_dir=str(models), data=str(data_dir))
+    _write(result, Path(out_dir or "runs/evaluation"), split)
+    return result
+
+
+def _prepared_labels(data_dir: Path, row) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.loadtxt(data_dir / "labels" / row.split / f"{row.image_id}.txt", ndmin=2).reshape(-1, 5)
+    cx, cy, w, h = (labels[:, i] for i in range(1, 5))
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([row.width, row.height] * 2)
+    return boxes, labels[:, 0].astype(int)
+
+
+def score_reports(reports_dir: str | Path, annotations_csv: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
+    """Score gate reports (made with ``--mode all --conf 0.001``) against a release annotation CSV, from the reports
+    alone: the image id is the input file's name without its extension."""
+    reports_dir = Path(reports_dir)
+    annotations = read_annotations(Path(annotations_csv), "test", Counter())
+    images, unmatched, threshold = [], 0, None
+    for path in sorted(reports_dir.rglob("*.json")):
+        report = json.loads(path.read_text())
+        if not isinstance(report, dict) or "status" not in report:
+            continue  # evaluation outputs or other JSON
+        image_id = Path(report["input"]).name.split(".dicom")[0].removesuffix(".dcm")
+        truth = annotations.get(image_id)
+        if truth is None or report["status"] != "ok":
+            unmatched += truth is None
+            continue
+        if report["mode"] != "all":
+            raise ValueError(f"{path}: made with --mode {report['mode']}; score reports made with --mode all")
+        threshold = report["threshold"]
+        findings = report["findings"]
+        images.append(
+            ScoredImage(
+                image_id,
+                report["image"]["width"],
+                report["image"]["height"],
+                int(truth.abnormal),
+                float(report["abnormal_probability"]),
+                np.array([[b.xmin, b.ymin, b.xmax, b.ymax] for b in truth.boxes], float).reshape(-1, 4),
+                np.array([b.class_id for b in truth.boxes], int),
+                np.array([f["box"] for f in findings], float).reshape(-1, 4),
+                np.array([f["confidence"] for f in findings], float),
+                np.array([f["class_id"] for f in findings], int),
+            )  # fmt: skip
+        )
+    result = score_images(images, threshold if threshold is not None else 0.5, None, bootstrap, str(annotations_csv))
+    result.update(unmatched_reports=unmatched, missing_reports=len(annotations) - len(images))
+    _write(result, reports_dir / "evaluation", "reports")
+    return result
+
+
+def format_result(result: dict[str, Any]) -> str:
+    lines = []
+    if result["models"]:
+        lines += ["## Classification", "", classification_table(result), ""]
+    lines += [
+        "## Detection per gate mode",
+        "",
+        f"AP@0.5 (pycocotools) with boxes at conf >= {result['conf']} and the gate's threshold "
+        f"{result['threshold']:.4f}: gate = no boxes below it; fusion = boxes >= {FUSION_MIN_CONFIDENCE} below it; "
+        "all = every box.",
+        "",
+        detection_table({mode: result["detection"][mode] for mode in MODES}),
+    ]
+    if result.get("rejected"):
+        lines += ["", f"{len(result['rejected'])} image(s) rejected by the gate and left out."]
+    return "\n".join(lines)
+
+
+def _write(result: dict[str, Any], out_dir: Path, label: str) -> None:
+    labels, scores = result.pop("_roc")
+    write_json_atomic(out_dir / f"evaluation_{label}.json", result)
+    write_text_atomic(out_dir / f"evaluation_{label}.md", format_result(result) + "\n")
+    if result["models"]:
+        plot_roc(labels, scores, out_dir / f"roc_{label}.png", result["split"])
+    pr = dict(result["detection"]["all"], split=f"{result['split']}, mode all")
+    plot_pr(pr, out_dir / f"pr_{label}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dernet.gate.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
+    parser.add_argument("--annotations", type=Path, help="release annotation CSV for --reports")
+    args = parser.parse_args(argv)
+
+    def run(args: argparse.Namespace) -> int:
+        if args.reports:
+            if not args.annotations:
+                raise ValueError("--reports needs --annotations (the release's annotations/<split>.csv)")
+            result = score_reports(args.reports, args.annotations, args.bootstrap)
+            where = args.reports / "evaluation"
+        else:
+            result = evaluate_exported(args.models, args.data, args.split, args.out, args.bootstrap)
+            where = args.out
+        print(format_result(result))
+        print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png")
+        return 0
+
+    return run_command(run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
