@@ -20,6 +20,9 @@ __all__ = [
 ]
 
 
+FILE_MODE = 0o644
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write to a hidden temp file beside ``path``, then rename it into place."""
     path = Path(path)
@@ -28,6 +31,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 files; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -98,6 +99,7 @@ def trained(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     config.update(
         members={n: str(runs / n / "checkpoints" / "best.ckpt") for n in MEMBERS},
         data_dir=str(prepared_dir),
+        weights="paper",
         output=str(runs / "ensemble.json"),
         bootstrap_resamples=200,
     )
@@ -178,7 +180,7 @@ def exported_models(trained: dict, trained_run: dict, tmp_path_factory: pytest.T
     out = tmp_path_factory.mktemp("export")
     config = load_ensemble_config(trained["ensemble_yaml"])
     ensemble_json = out.parent / f"{out.name}_ensemble.json"
-    fit_ensemble(config.__class__(**{**config.__dict__, "output": str(ensemble_json)}))
+    fit_ensemble(dataclasses.replace(config, output=str(ensemble_json)))
     export_classifier(ensemble_json, trained["prepared"], out)
     export_detector(trained_run["run"] / "weights" / "best.pt", trained["prepared"], out)
     manifest = json.loads((out / "manifest.json").read_text())

@@ -107,7 +107,10 @@ class RadiographDataModule(pl.LightningDataModule):
                 A.RandomBrightnessContrast(
                     brightness_limit=h.brightness_contrast, contrast_limit=h.brightness_contrast, p=0.5
                 ),
-            ]
+            ],
+            # albumentations 2 keeps its own generator, seeded from OS entropy unless given a seed: derive it
+            # from torch's (seed_everything); each loader worker re-seeds it in _seed_augmentation.
+            seed=torch.initial_seed() % 2**32,
         )
 
     def dataset(self, rows: pd.DataFrame, augment: bool = False) -> RadiographDataset:
@@ -141,5 +144,15 @@ class RadiographDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=_seed_augmentation,
             drop_last=False,
         )
+
+
+def _seed_augmentation(worker_id: int) -> None:
+    """Give each loader worker its own reproducible augmentation stream (torch's per-worker seed)."""
+    info = torch.utils.data.get_worker_info()
+    augment = getattr(info.dataset, "augment", None)
+    if augment is not None:
+        augment.set_random_seed(info.seed % 2**32)
+    np.random.seed(info.seed % 2**32)

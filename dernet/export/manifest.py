@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_json_atomic
+from ..fileio import FILE_MODE, write_json_atomic
 from ..imaging import ClaheParams
 
 __all__ = [
@@ -139,6 +139,7 @@ def install_model_file(tmp: str | os.PathLike, target: str | os.PathLike) -> str
     os.close(fd)
     try:
         shutil.copyfile(tmp, staging)
+        os.chmod(staging, FILE_MODE)
         os.replace(staging, target)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

@@ -175,11 +175,16 @@ def _prepared_labels(data_dir: Path, row) -> tuple[np.ndarray, np.ndarray]:
     return boxes, labels[:, 0].astype(int)
 
 
-def score_reports(reports_dir: str | Path, annotations_csv: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
-    """Score gate reports (made with ``--mode all --conf 0.001``) against a release annotation CSV, from the reports
+def score_reports(
+    reports_dir: str | Path, annotations_csvs: list[str | Path] | str | Path, bootstrap: int = 1000
+) -> dict[str, Any]:
+    """Score gate reports (made with ``--mode all --conf 0.001``) against release annotation CSVs, from the reports
     alone: the image id is the input file's name without its extension."""
     reports_dir = Path(reports_dir)
-    annotations = read_annotations(Path(annotations_csv), "test", Counter())
+    csvs = [annotations_csvs] if isinstance(annotations_csvs, (str, Path)) else list(annotations_csvs)
+    annotations = {}
+    for csv_path in csvs:
+        annotations.update(read_annotations(Path(csv_path), "test", Counter()))
     images, unmatched, threshold = [], 0, None
     for path in sorted(reports_dir.rglob("*.json")):
         report = json.loads(path.read_text())
@@ -208,7 +213,8 @@ def score_reports(reports_dir: str | Path, annotations_csv: str | Path, bootstra
                 np.array([f["class_id"] for f in findings], int),
             )  # fmt: skip
         )
-    result = score_images(images, threshold if threshold is not None else 0.5, None, bootstrap, str(annotations_csv))
+    label = ", ".join(str(c) for c in csvs)
+    result = score_images(images, threshold if threshold is not None else 0.5, None, bootstrap, label)
     result.update(unmatched_reports=unmatched, missing_reports=len(annotations) - len(images))
     _write(result, reports_dir / "evaluation", "reports")
     return result
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
-    parser.add_argument("--annotations", type=Path, help="release annotation CSV for --reports")
+    parser.add_argument("--annotations", type=Path, nargs="+", help="release annotation CSV(s) for --reports")
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
