@@ -256,6 +256,15 @@ def test_same_file_names_in_two_folders_get_separate_reports(
     assert (out / "left" / "image.dcm.json").is_file() and (out / "right" / "image.dcm.json").is_file()
 
 
+def test_output_folder_inside_the_input_folder_is_not_screened(exported_models: Path, inputs: Path, tmp_path) -> None:
+    folder = tmp_path / "study"
+    shutil.copytree(inputs, folder)
+    args = [str(folder), "--models", str(exported_models), "--out", str(folder / "reports")]
+    assert gate_main(args) == 0
+    assert gate_main(args) == 0  # the first run's reports and overlays are not inputs of the second
+    assert len(list((folder / "reports").glob("*.json"))) == len(list(inputs.iterdir()))
+
+
 def test_rerun_overwrites_cleanly(exported_models: Path, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [str(inputs), "--models", str(exported_models), "--out", str(out), "--mode", "all", "--conf", "0.001"]
@@ -309,3 +318,31 @@ def test_reports_alone_can_be_scored(exported_models: Path, phantom_dir: Path, t
     result = json.loads((out / "evaluation" / "evaluation_reports.json").read_text())
     assert result["images"] == len(list((phantom_dir / "test_images").iterdir())) and result["missing_reports"] == 0
     assert 0.0 <= result["models"]["ensemble"]["metrics"]["auroc"] <= 1.0
+
+
+def test_members_of_another_input_size_resize_inside_the_graph(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from dernet.export.classifier import OPSET, EnsembleGraph
+
+    class SizeProbe(nn.Module):
+        """Logit = mean of the input, plus a term that sees the input size (so a wrong resize shows)."""
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images.mean(dim=(1, 2, 3)) * 4 - 2 + images[:, 0, -1, -1]
+
+    graph = EnsembleGraph([SizeProbe(), SizeProbe()], [48, 32], [0.75, 0.25], "probability").eval()
+    batch = np.random.default_rng(2).random((2, 1, 48, 48), dtype=np.float32)
+    path = tmp_path / "graph.onnx"
+    torch.onnx.export(graph, (torch.from_numpy(batch),), str(path), dynamo=False, opset_version=OPSET,
+                      input_names=["image"], dynamic_axes={"image": {0: "batch"}})  # fmt: skip
+    probability, members = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": batch}
+    )
+    small = F.interpolate(torch.from_numpy(batch), size=(32, 32), mode="bilinear", align_corners=False)
+    expected_small = torch.sigmoid(SizeProbe()(small)).numpy()
+    np.testing.assert_allclose(members[:, 1], expected_small, atol=1e-5)
+    np.testing.assert_allclose(probability, 0.75 * members[:, 0] + 0.25 * members[:, 1], atol=1e-6)

@@ -22,21 +22,29 @@ from .screening import MODES, Screener
 __all__ = ["collect_inputs", "main"]
 
 
-def collect_inputs(paths: list[Path]) -> tuple[list[Path], bool]:
-    """Files as given, folders searched recursively (hidden files skipped); whether any folder was given.
+def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list[Path], bool]:
+    """Files as given, folders searched recursively (hidden files and the output folder skipped); whether any
+    folder was given.
 
     A path that does not exist stays in the list: the reader rejects it with a clear reason, and the others run.
     """
     files: list[Path] = []
     any_folder = False
+    skip = out_dir.resolve() if out_dir is not None else None
     for path in paths:
         if path.is_dir():
             any_folder = True
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)) and not _inside(p, skip)
+            )
             files.extend(found)
         else:
             files.append(path)
     return list(dict.fromkeys(files)), any_folder
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)
 
 
 def _hidden(relative: Path) -> bool:
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
-        files, any_folder = collect_inputs(args.paths)
+        files, any_folder = collect_inputs(args.paths, args.out)
         if not files:
             raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
         try:
