@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from dernet.cliutil import run_command
+from dernet.datasets.labels import read_yolo_boxes
 from dernet.datasets.tables import read_table, split_rows
 from dernet.datasets.vindr import CLASS_NAMES
 from dernet.fileio import write_json_atomic, write_text_atomic
@@ -97,16 +98,14 @@ def _predict(
         image = cv2.cvtColor(model_input(cache, imgsz, clahe), cv2.COLOR_GRAY2BGR)
         pred = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, max_det=300, verbose=False)[0].boxes
         scale = np.array([row.width / image.shape[1], row.height / image.shape[0]] * 2)
-        labels = np.loadtxt(data_dir / "labels" / row.split / f"{row.image_id}.txt", ndmin=2).reshape(-1, 5)
-        cx, cy, w, h = (labels[:, i] for i in range(1, 5))
-        gt = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([row.width, row.height] * 2)
+        gt, gt_classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", row.width, row.height)
         samples.append(
             DetectionSample(
                 row.image_id,
                 int(row.width),
                 int(row.height),
                 gt,
-                labels[:, 0].astype(int),
+                gt_classes,
                 pred.xyxy.cpu().numpy() * scale,
                 pred.conf.cpu().numpy(),
                 pred.cls.cpu().numpy().astype(int),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Box", "yolo_label_lines"]
+import numpy as np
+
+__all__ = ["Box", "read_yolo_boxes", "yolo_label_lines"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,15 @@ def yolo_label_lines(boxes: Iterable[Box], width: int, height: int, min_size: fl
         w, h = (x2 - x1) / width, (y2 - y1) / height
         lines.append(f"{box.class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
     return lines, dropped
+
+
+def read_yolo_boxes(path: str | Path, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """A prepared label file as boxes [N, 4] x1 y1 x2 y2 in pixels of a ``width`` x ``height`` image, and class ids.
+
+    An empty file (a normal image) gives no boxes.
+    """
+    text = Path(path).read_text().strip()
+    labels = np.array([line.split() for line in text.splitlines()], float).reshape(-1, 5)
+    cx, cy, w, h = (labels[:, i] for i in range(1, 5))
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([width, height] * 2)
+    return boxes, labels[:, 0].astype(int)

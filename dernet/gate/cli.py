@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             line = json.dumps(report) if args.json else summary_line(report)
             progress.write(line, file=sys.stdout)
             for warning in result.warnings:
-                progress.write(f"warning: {path}: {warning}", file=sys.stderr)
+                named = warning if warning.startswith(str(path)) else f"{path}: {warning}"
+                progress.write(f"warning: {named}", file=sys.stderr)
         if any_folder or len(files) > 1:
             write_summary_csv(args.out / "summary.csv", written)
         if not args.json:

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..cliutil import run_command
+from ..datasets.labels import read_yolo_boxes
 from ..datasets.tables import read_table, split_rows
 from ..datasets.vindr import CLASS_NAMES, read_annotations
 from ..fileio import write_json_atomic, write_text_atomic
@@ -169,10 +170,7 @@ def evaluate_exported(
 
 
 def _prepared_labels(data_dir: Path, row) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.loadtxt(data_dir / "labels" / row.split / f"{row.image_id}.txt", ndmin=2).reshape(-1, 5)
-    cx, cy, w, h = (labels[:, i] for i in range(1, 5))
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([row.width, row.height] * 2)
-    return boxes, labels[:, 0].astype(int)
+    return read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", row.width, row.height)
 
 
 def score_reports(
