@@ -71,8 +71,12 @@ class Screening:
 
 
 class Screener:
-    """Models loaded once (two ONNX Runtime sessions), then :meth:`screen` per input; safe to share across threads
-    (ONNX Runtime sessions allow concurrent ``run`` calls and the rest holds no state)."""
+    """Models loaded once (two ONNX Runtime sessions), then :meth:`screen` per input.
+
+    ONNX Runtime sessions allow concurrent ``run`` calls and nothing else here keeps per-call state, so threads may
+    share one Screener; only the capture of the reader's conversion warnings uses Python's process-wide warnings
+    machinery, so concurrent callers may see each other's warnings.
+    """
 
     def __init__(
         self,
