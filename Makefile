@@ -26,7 +26,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ evaluate: install ## classification + per-class AP for each gate mode, from the 
 gate: install ## screen files or folders with the exported models: make gate INPUT=path [ARGS="--mode fusion"]
 	@test -n "$(INPUT)" || { echo "usage: make gate INPUT=file-or-folder [ARGS=...]"; exit 2; }
 	$(PY) -m dernet.gate $(INPUT) --models $(EXPORT) $(ARGS)
+
+serve: install ## the gate as a web page on http://127.0.0.1:8000/ (HOST=, PORT=, EXPORT=)
+	$(PY) -m dernet.web --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --models $(EXPORT)
 
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null

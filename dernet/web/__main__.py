@@ -1,0 +1,37 @@
+"""`python -m dernet.web [--host 127.0.0.1] [--port 8000] [--models export] [--max-upload-mb 100]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..export.manifest import ManifestError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dernet.web", description="Serve the screening gate as a web page.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models folder")
+    parser.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads are refused with 413")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from ..gate.runtime import RuntimeOptions
+    from .app import create_app
+
+    try:
+        app = create_app(args.models, args.max_upload_mb, RuntimeOptions(threads=args.threads))
+    except (ManifestError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}; Ctrl+C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

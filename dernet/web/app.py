@@ -1,0 +1,117 @@
+"""The gate as a web page and a JSON API (FastAPI), on the gate's own core: one Screener, loaded once at start.
+
+POST /api/analyze  multipart `file` (+ optional `mode`): the gate's report plus `overlay_png_base64`;
+                   413 over the size limit, 415 not a DICOM/PNG/JPEG, 422 unreadable or rejected (with the report)
+GET  /api/health   status and model hashes
+GET  /             the page (no external scripts, styles or fonts)
+GET  /docs         OpenAPI documentation (FastAPI's default)
+"""
+
+from __future__ import annotations
+
+import base64
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import cv2
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ..gate.report import build_report, render_overlay
+from ..gate.runtime import RuntimeOptions
+from ..gate.screening import MODES, Screener, Screening
+
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "create_app"]
+
+DEFAULT_MAX_UPLOAD_MB = 100.0
+UNSUPPORTED = "not a DICOM, PNG or JPEG file"
+CHUNK = 1 << 20
+
+
+def create_app(
+    models: str | Path = "export",
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    runtime: RuntimeOptions | None = None,
+    screener: Screener | None = None,
+) -> FastAPI:
+    """The app, with the models loaded now (a missing or broken export fails here, at start, not per request)."""
+    screener = screener or Screener(models, runtime)
+    limit = int(max_upload_mb * 1024 * 1024)
+    page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    app = FastAPI(
+        title="spine-cad screening gate",
+        description="Abnormality score and lesion boxes for spine radiographs. Not for clinical use without "
+        "validation on your own data.",
+    )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return page
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Whether the models are loaded, their sha256, and the defaults the page shows."""
+        m = screener.manifest
+        return {
+            "status": "ok",
+            "models": screener.model_hashes,
+            "threshold": m.classifier.threshold,
+            "conf": m.detector.conf,
+            "modes": list(MODES),
+            "max_upload_mb": max_upload_mb,
+        }
+
+    @app.post("/api/analyze")
+    def analyze(
+        request: Request,
+        file: Annotated[UploadFile, File()],
+        mode: Annotated[str, Form()] = "gate",
+        conf: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+    ) -> JSONResponse:
+        """Screen one uploaded radiograph (kept in memory only); the gate's report plus the overlay as base64 PNG.
+
+        ``conf`` is the detector's minimum box confidence (default: the manifest's), as the gate's ``--conf``.
+        """
+        if mode not in MODES:
+            raise HTTPException(422, f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + CHUNK:
+            raise HTTPException(413, f"upload larger than the {max_upload_mb:g} MB limit")
+        data = _read_limited(file, limit, max_upload_mb)
+        result = screener.screen(data, name=_upload_name(file.filename), mode=mode, conf=conf)
+        report = _report(result, screener)
+        if result.status == "ok":
+            return JSONResponse(report)
+        unsupported = result.meta is None and (result.reason or "").startswith(UNSUPPORTED)
+        return JSONResponse(report, status_code=415 if unsupported else 422)
+
+    return app
+
+
+def _read_limited(file: UploadFile, limit: int, limit_mb: float) -> bytes:
+    """The upload's bytes, refusing (413) as soon as it passes the limit; nothing is written to disk by us."""
+    chunks, size = [], 0
+    while chunk := file.file.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload larger than the {limit_mb:g} MB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _upload_name(filename: str | None) -> str:
+    """A neutral name for the report: file names can carry patient names, so only the extension is kept."""
+    suffix = Path(filename or "").suffix.lower()
+    return "upload" + (suffix if suffix in {".dcm", ".dicom", ".png", ".jpg", ".jpeg"} else "")
+
+
+def _report(result: Screening, screener: Screener) -> dict[str, Any]:
+    report = build_report(result, None, screener.model_hashes)
+    overlay = render_overlay(result)
+    encoded = None
+    if overlay is not None:
+        ok, png = cv2.imencode(".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        encoded = base64.b64encode(png.tobytes()).decode("ascii") if ok else None
+    report["overlay_png_base64"] = encoded
+    return report

@@ -1,0 +1,127 @@
+"""The web API on the shared tiny models (FastAPI's TestClient; the real-browser test is still to come)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from dernet.gate import Screener  # noqa: E402
+from dernet.web.app import create_app  # noqa: E402
+
+from .test_export_gate import REPORT_KEYS, _phantom_files, _rejects  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def screener(exported_models: Path) -> Screener:
+    return Screener(exported_models)
+
+
+@pytest.fixture(scope="module")
+def client(screener: Screener) -> TestClient:
+    return TestClient(create_app(screener=screener))
+
+
+def _post(client: TestClient, path: Path, mode: str = "all", name: str | None = None):
+    with open(path, "rb") as handle:
+        return client.post("/api/analyze", files={"file": (name or path.name, handle)}, data={"mode": mode})
+
+
+def test_health_reports_model_hashes(client: TestClient, screener: Screener) -> None:
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok" and body["models"] == screener.model_hashes
+    assert body["modes"] == ["gate", "fusion", "all"] and body["max_upload_mb"] == 100.0
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/api/analyze", "/api/health"}
+
+
+def test_page_is_self_contained(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="file"' in page.text and 'id="mode"' in page.text and 'id="findings"' in page.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # no CDN, no external font
+    assert "@import" not in page.text and "url(http" not in page.text
+
+
+@pytest.mark.parametrize("abnormal", [True, False])
+def test_dicom_upload_matches_the_gate(
+    client: TestClient, screener: Screener, phantom_dir: Path, abnormal: bool
+) -> None:
+    path = _phantom_files(phantom_dir, abnormal, 1)[0]
+    response = _post(client, path, name="Doe^Jane_1950.dcm")
+    assert response.status_code == 200
+    report = response.json()
+    assert set(report) == REPORT_KEYS | {"overlay_png_base64"} and report["status"] == "ok"
+    assert report["input"] == "upload.dcm"  # the uploaded file name may carry a patient's name: not echoed
+    expected = screener.screen(path, mode="all")
+    assert report["abnormal_probability"] == pytest.approx(expected.probability, abs=1e-6)
+    assert len(report["findings"]) == len(expected.findings)
+    overlay = cv2.imdecode(np.frombuffer(base64.b64decode(report["overlay_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
+    assert overlay is not None and max(overlay.shape[:2]) >= 800
+
+
+def test_png_upload(client: TestClient, tmp_path: Path, phantom_dir: Path) -> None:
+    from dernet.imaging import load_windowed
+
+    windowed, _ = load_windowed(_phantom_files(phantom_dir, True, 1)[0], 256)
+    cv2.imwrite(str(tmp_path / "image.png"), windowed)
+    response = _post(client, tmp_path / "image.png", mode="gate")
+    assert response.status_code == 200 and response.json()["mode"] == "gate"
+    assert response.json()["image"]["width"] == windowed.shape[1]
+
+
+def test_oversize_upload_is_413(screener: Screener, phantom_dir: Path) -> None:
+    small = TestClient(create_app(screener=screener, max_upload_mb=0.01))
+    response = _post(small, _phantom_files(phantom_dir, True, 1)[0])
+    assert response.status_code == 413 and "0.01 MB limit" in response.json()["detail"]
+
+
+def test_unsupported_and_rejected_inputs(client: TestClient, tmp_path: Path, phantom_dir: Path) -> None:
+    files = _rejects(tmp_path, phantom_dir)
+    text = _post(client, files["notes.txt"])
+    assert text.status_code == 415 and text.json()["reason"].endswith("not a DICOM, PNG or JPEG file")
+    for name, phrase in [
+        ("report.dcm", "without pixel data"),
+        ("truncated.dcm", "truncated"),
+        ("ct.dcm", "modality CT"),
+    ]:
+        response = _post(client, files[name])
+        assert response.status_code == 422, name
+        body = response.json()
+        assert body["status"] == "rejected" and phrase in body["reason"] and body["overlay_png_base64"] is None
+    assert _post(client, files["good.dcm"], mode="nonsense").status_code == 422
+
+
+def test_four_concurrent_requests_get_their_own_reports(
+    client: TestClient, screener: Screener, phantom_dir: Path, tmp_path: Path
+) -> None:
+    paths = _phantom_files(phantom_dir, True, 2) + _phantom_files(phantom_dir, False, 2)
+    expected = [screener.screen(p, mode="all").probability for p in paths]
+    assert len(set(np.round(expected, 6))) == 4  # four different images, four different answers
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda p: _post(client, p), paths))
+    assert [r.status_code for r in responses] == [200] * 4
+    got = [r.json()["abnormal_probability"] for r in responses]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_uploads_leave_no_files_behind(client: TestClient, phantom_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # re-read TMPDIR for this test
+    try:
+        shutil.copyfile(_phantom_files(phantom_dir, True, 1)[0], tmp_path / "in.dcm")
+        before = set(tmp_path.iterdir())
+        assert _post(client, tmp_path / "in.dcm").status_code == 200
+        assert set(tmp_path.iterdir()) == before
+    finally:
+        tempfile.tempdir = None

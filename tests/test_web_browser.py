@@ -1,0 +1,80 @@
+"""The page in a real browser: Playwright driving Debian's Chromium (no browser download), against uvicorn.
+
+Skipped, with the reason, when Chromium or Playwright is missing; `.ci/run` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+uvicorn = pytest.importorskip("uvicorn")
+
+from dernet.gate import Screener  # noqa: E402
+from dernet.web.app import create_app  # noqa: E402
+
+from .test_export_gate import _phantom_files  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
+# Flags for a closed network (no background connections, no component updates), as root in a container.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+
+# Outside CI a missing browser skips (with the reason); in CI, where .ci/run installs it, it is a failure.
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (apt-get install chromium)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(exported_models: Path):
+    """uvicorn on a free local port in a thread, serving the tiny exported models."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(screener=Screener(exported_models)), host="127.0.0.1", port=port, log_level="warning"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None:
+    dicom = _phantom_files(phantom_dir, True, 1)[0]
+    started = time.perf_counter()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(server)
+        page.set_input_files("#file", str(dicom))
+        page.select_option("#mode", "all")
+        page.fill("#conf", "0.001")  # the two-step test models score below the default 0.25
+        page.click("#submit")
+        page.wait_for_selector("#findings tbody tr td.num")  # a finding row, not the "None" row
+        page.wait_for_function("document.getElementById('overlay').complete")
+        decision = page.inner_text("#decision")
+        rows = page.locator("#findings tbody tr").count()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
+        browser.close()
+    elapsed = time.perf_counter() - started
+    assert decision in {"ABNORMAL", "Normal"} and rows >= 1
+    assert (ARTIFACTS / "web_page.png").stat().st_size > 20_000
+    print(f"browser test: {elapsed:.1f} s")
