@@ -14,10 +14,18 @@ __all__ = ["USER_ERRORS", "run_command"]
 USER_ERRORS = (ConfigError, FileNotFoundError, ValueError)
 
 
-def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a subcommand; a user error prints `error: <message>` and returns 2 instead of a traceback."""
+def run_command(
+    run: Callable[[argparse.Namespace], int],
+    args: argparse.Namespace,
+    failures: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run a subcommand; a user error prints `error: <message>` and returns 2 instead of a traceback, and so do the
+    command's own expected ``failures`` (a failed export check, say), with exit code 1."""
     try:
         return run(args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except failures as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1

@@ -9,7 +9,6 @@ pr_<split>.png next to the weights' run folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def evaluate_detector(
     if not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: no such weights file; train first (make train-yolo)")
     run_dir = Path(weights).resolve().parent.parent
-    options = _run_options(run_dir)
+    options = SpineOptions.for_run(run_dir)
     options.to_env()  # for Ultralytics' validator
     model = YOLO(str(weights), task="detect")
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
@@ -80,11 +79,6 @@ def _validator():
     from .validator import SpineDetectionValidator
 
     return SpineDetectionValidator
-
-
-def _run_options(run_dir: Path) -> SpineOptions:
-    saved = run_dir / "spine_options.json"
-    return SpineOptions(**json.loads(saved.read_text())) if saved.is_file() else SpineOptions()
 
 
 def _predict(

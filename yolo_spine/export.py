@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,12 @@ import cv2
 import numpy as np
 
 from dernet.cliutil import run_command
+from dernet.datasets.tables import read_summary, read_table, split_rows
 from dernet.datasets.vindr import CLASS_NAMES
 from dernet.export.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
 from dernet.export.verify import ExportVerificationError, check_onnx, ort_session
 from dernet.gate.detection import Detections, decode_detections
-from dernet.imaging import letterbox, model_input
+from dernet.imaging import detector_array
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
 from .options import SpineOptions
@@ -58,13 +57,13 @@ def export_detector(
     ensure_ultralytics_config_dir()
     from ultralytics import YOLO
 
-    options = _run_options(weights)
+    options = SpineOptions.for_run(weights.resolve().parent.parent)
     model = YOLO(str(weights), task="detect")
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
     names = [model.names[i] for i in range(len(model.names))]
     if tuple(names) != CLASS_NAMES:
         raise ValueError(f"{weights}: class names {names} are not the VinDr-SpineXR classes {list(CLASS_NAMES)}")
-    cache_long_side = int(json.loads((data_dir / "summary.json").read_text())["params"]["long_side"])
+    cache_long_side = int(read_summary(data_dir)["params"]["long_side"])
     inputs = _sample_inputs(data_dir, imgsz, options, samples)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,31 +118,18 @@ def _quiet_ultralytics():
         LOGGER.setLevel(level)
 
 
-def _run_options(weights: Path) -> SpineOptions:
-    saved = weights.resolve().parent.parent / "spine_options.json"
-    return SpineOptions(**json.loads(saved.read_text())) if saved.is_file() else SpineOptions()
-
-
 def _sample_inputs(data_dir: Path, imgsz: int, options: SpineOptions, count: int) -> list[np.ndarray]:
     """Detector inputs [1, 3, S, S] from the prepared val split, made as the gate makes them."""
-    from dernet.datasets.tables import read_table, split_rows
-
     rows = split_rows(read_table(data_dir), "val")
     rows = rows.sort_values("abnormal", ascending=False, kind="stable").head(count)  # images with lesions first
     inputs = []
     for row in rows.itertuples():
         cached = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
         if cached is not None:
-            canvas, _ = letterbox(model_input(cached, imgsz, options.clahe), imgsz)
-            inputs.append(detector_tensor(canvas))
+            inputs.append(detector_array(cached, imgsz, options.clahe)[0])
     if not inputs:
         raise FileNotFoundError(f"{data_dir}: no readable validation images to verify the export with")
     return inputs
-
-
-def detector_tensor(canvas: np.ndarray) -> np.ndarray:
-    """A grayscale letterboxed canvas as the detector's [1, 3, S, S] float input in [0, 1]."""
-    return np.ascontiguousarray(np.broadcast_to(canvas[None, None], (1, 3, *canvas.shape)), dtype=np.float32) / 255
 
 
 def _verify(model, onnx_path: Path, inputs: list[np.ndarray], conf: float, iou: float) -> int:
@@ -221,18 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
-        try:
-            section = export_detector(args.weights, args.data, args.out, args.imgsz, args.conf, args.iou)
-        except ExportVerificationError as err:
-            print(f"error: export failed verification: {err}", file=sys.stderr)
-            return 1
+        section = export_detector(args.weights, args.data, args.out, args.imgsz, args.conf, args.iou)
         print(
             f"{args.out / section['file']}: verified ({section['verified_boxes']} boxes matched ONNX Runtime to "
             f"PyTorch), imgsz {section['imgsz']}, sha256 {section['sha256'][:12]}"
         )
         return 0
 
-    return run_command(run, args)
+    return run_command(run, args, failures=(ExportVerificationError,))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from dernet.imaging import ClaheParams
 
@@ -31,6 +32,12 @@ class SpineOptions:
 
     def to_env(self) -> None:
         os.environ[ENV_VAR] = json.dumps(asdict(self))
+
+    @classmethod
+    def for_run(cls, run_dir: str | os.PathLike) -> SpineOptions:
+        """The options a training run saved (``<run>/spine_options.json``), or the defaults for other weights."""
+        saved = Path(run_dir) / "spine_options.json"
+        return cls(**json.loads(saved.read_text())) if saved.is_file() else cls()
 
     @classmethod
     def from_env(cls) -> SpineOptions:

@@ -1,12 +1,14 @@
-"""The prepared classification table (classification.csv) and its train/val/test rows."""
+"""The prepared dataset's tables: classification.csv (and its train/val/test rows) and summary.json."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["read_table", "split_rows"]
+__all__ = ["read_summary", "read_table", "split_rows"]
 
 
 def read_table(data_dir: str | Path) -> pd.DataFrame:
@@ -24,3 +26,12 @@ def split_rows(table: pd.DataFrame, split: str, val_fold: int | None = None) -> 
     development = table[table.split != "test"]
     held_out = development.fold == val_fold
     return development[held_out if split == "val" else ~held_out].reset_index(drop=True)
+
+
+def read_summary(data_dir: str | Path) -> dict[str, Any]:
+    """``<data_dir>/summary.json``: counts per split and class, and the parameters (cache ``long_side``) it was made
+    with."""
+    path = Path(data_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
+    return json.loads(path.read_text())

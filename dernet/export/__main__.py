@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..cliutil import run_command
+from .verify import ExportVerificationError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(args: argparse.Namespace) -> int:
         from .classifier import export_classifier
-        from .verify import ExportVerificationError
 
-        try:
-            section = export_classifier(args.ensemble, args.data, args.out)
-        except ExportVerificationError as err:
-            print(f"error: export failed verification: {err}", file=sys.stderr)
-            return 1
+        section = export_classifier(args.ensemble, args.data, args.out)
         print(
             f"{args.out / section['file']}: verified (max |ONNX Runtime - PyTorch| = "
             f"{section['verified_max_abs_diff']:.1e}), input {section['input_size']} px, "
@@ -35,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    return run_command(run, args)
+    return run_command(run, args, failures=(ExportVerificationError,))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..imaging import ClaheParams, classifier_canvas, model_input
+from ..datasets.tables import read_summary, read_table, split_rows
+from ..imaging import ClaheParams, classifier_array
 from .manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
 from .verify import ExportVerificationError, check_onnx, ort_session
 
@@ -76,7 +77,7 @@ def export_classifier(
     sizes = [int(m.hparams.image_size) for m in members]
     graph = EnsembleGraph(members, sizes, saved["weights"], saved["combine"]).eval()
     clahe = ClaheParams(saved["clahe"]["clip_limit"], saved["clahe"]["tile_grid"])
-    cache_long_side = _cache_long_side(data_dir)
+    summary = read_summary(data_dir)
     inputs = _sample_inputs(data_dir, graph.input_size, clahe, samples)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,40 +117,32 @@ def export_classifier(
         out_dir,
         "classifier",
         section,
-        preprocessing=preprocessing_dict(cache_long_side, clahe),
+        preprocessing=preprocessing_dict(summary["params"]["long_side"], clahe),
         rejection=rejection_dict(),
-        provenance={"ensemble": str(ensemble_json), "data": str(data_dir), "data_summary": _summary(data_dir)},
+        provenance={
+            "ensemble": str(ensemble_json),
+            "data": str(data_dir),
+            "data_summary": {k: summary.get(k) for k in ("source", "created", "splits")},
+        },
     )
     return section
 
 
-def _cache_long_side(data_dir: Path) -> int:
-    summary = data_dir / "summary.json"
-    if not summary.is_file():
-        raise FileNotFoundError(f"{summary}: not found; the export reads the cache size of the prepared data")
-    return int(json.loads(summary.read_text())["params"]["long_side"])
-
-
-def _summary(data_dir: Path) -> dict[str, Any]:
-    data = json.loads((data_dir / "summary.json").read_text())
-    return {k: data.get(k) for k in ("source", "created", "splits")}
-
-
 def _sample_inputs(data_dir: Path, size: int, clahe: ClaheParams, count: int) -> np.ndarray:
-    """Real classifier inputs from the prepared val split (random images when there are none)."""
+    """Real classifier inputs [N, 1, S, S] from the prepared val split, made as the gate makes them (random images
+    when there are fewer than two)."""
     import cv2
 
-    from ..datasets.tables import read_table, split_rows
-
     rows = split_rows(read_table(data_dir), "val").head(count)
-    images = []
+    arrays = []
     for row in rows.itertuples():
         cached = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
         if cached is not None:
-            images.append(classifier_canvas(model_input(cached, size, clahe), size))
-    while len(images) < 2:
-        images.append(np.random.default_rng(len(images)).integers(0, 256, (size, size), dtype=np.uint8))
-    return (np.stack(images)[:, None].astype(np.float32) / 255.0).copy()
+            arrays.append(classifier_array(cached, size, clahe))
+    while len(arrays) < 2:
+        noise = np.random.default_rng(len(arrays)).integers(0, 256, (size, size), dtype=np.uint8)
+        arrays.append(noise[None, None].astype(np.float32) / 255)
+    return np.concatenate(arrays)
 
 
 @torch.inference_mode()

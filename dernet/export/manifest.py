@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..fileio import FILE_MODE, write_json_atomic
+from ..fileio import write_bytes_atomic, write_json_atomic
 from ..imaging import ClaheParams
 
 __all__ = [
@@ -130,21 +128,11 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def install_model_file(tmp: str | os.PathLike, target: str | os.PathLike) -> str:
-    """Move a verified model file into place atomically (copy to a temp name beside it, then rename); its sha256."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = sha256_of(tmp)
-    fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(tmp, staging)
-        os.chmod(staging, FILE_MODE)
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return digest
+def install_model_file(verified: str | os.PathLike, target: str | os.PathLike) -> str:
+    """Put a verified model file in place atomically (dernet.fileio's temp file + rename); its sha256."""
+    data = Path(verified).read_bytes()
+    write_bytes_atomic(target, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def update_manifest(folder: str | os.PathLike, section: str, values: dict[str, Any], **shared: Any) -> Path:
@@ -180,7 +168,7 @@ def _merge_preprocessing(current: dict[str, Any], value: dict[str, Any], path: P
         if key in old and key in value and old[key] != value[key]:
             raise ManifestError(
                 f"{path}: {key} is {old[key]} for the model already exported but {value[key]} for this one; "
-                "both models must be trained on the same prepared data (re-export both, or pass --fresh)"
+                "both models must be trained on the same prepared data (re-export both after retraining)"
             )
     current["preprocessing"] = {**old, **value}
 

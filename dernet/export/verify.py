@@ -10,6 +10,9 @@ __all__ = ["ExportVerificationError", "check_onnx", "ort_session"]
 class ExportVerificationError(RuntimeError):
     """The exported graph is invalid or disagrees with PyTorch; nothing was written to the export folder."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(f"export failed verification: {message}")
+
 
 def check_onnx(path: str | Path) -> None:
     """``onnx.checker`` on the saved file (by path, so graphs over 2 GB work too)."""

@@ -14,7 +14,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cliutil import run_command
-from ..export.manifest import ManifestError
 from .report import output_stems, summary_line, write_outputs, write_summary_csv
 from .runtime import RuntimeOptions
 from .screening import MODES, Screener
@@ -95,11 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         files, any_folder = collect_inputs(args.paths, args.out)
         if not files:
             raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
-        try:
-            screener = Screener(args.models, RuntimeOptions(args.providers, args.threads))
-        except ManifestError as err:
-            raise FileNotFoundError(str(err)) from None
+        screener = Screener(args.models, RuntimeOptions(args.providers, args.threads))  # ManifestError: exit 2
         stems = output_stems(files)
+        several = any_folder or len(files) > 1
         written = []
         rejected = 0
         progress = tqdm(
@@ -107,19 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         for path in progress:
             result = screener.screen(path, name=str(path), mode=args.mode, threshold=args.threshold, conf=args.conf)
-            report = write_outputs(result, args.out, stems[path], screener.model_hashes)
+            report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes)
             rejected += report["status"] != "ok"
-            report_path = args.out / stems[path].with_name(stems[path].name + ".json")
             written.append((report, report_path))
             line = json.dumps(report) if args.json else summary_line(report)
             progress.write(line, file=sys.stdout)
             for warning in result.warnings:
                 named = warning if warning.startswith(str(path)) else f"{path}: {warning}"
                 progress.write(f"warning: {named}", file=sys.stderr)
-        if any_folder or len(files) > 1:
+        if several:
             write_summary_csv(args.out / "summary.csv", written)
         if not args.json:
-            extra = f" and {args.out / 'summary.csv'}" if any_folder or len(files) > 1 else ""
+            extra = f" and {args.out / 'summary.csv'}" if several else ""
             print(f"{len(files) - rejected} screened, {rejected} rejected; reports and overlays in {args.out}/{extra}")
         return 1 if rejected else 0
 

@@ -25,11 +25,13 @@ from ..cliutil import run_command
 from ..datasets.labels import read_yolo_boxes
 from ..datasets.tables import read_table, split_rows
 from ..datasets.vindr import CLASS_NAMES, read_annotations
+from ..export.manifest import load_manifest
 from ..fileio import write_json_atomic, write_text_atomic
+from ..imaging import scale_boxes
 from ..metrics import DetectionSample, average_precision_50, binary_metrics, bootstrap_intervals
 from ..metrics.tables import classification_table, detection_table, plot_pr, plot_roc
 from .runtime import RuntimeOptions
-from .screening import FUSION_MIN_CONFIDENCE, MODES, Screener
+from .screening import FUSION_MIN_CONFIDENCE, MODES, Screener, kept_by_mode
 
 __all__ = ["ScoredImage", "evaluate_exported", "fused_score", "score_images", "score_reports"]
 
@@ -63,10 +65,7 @@ def mode_samples(images: list[ScoredImage], mode: str, threshold: float) -> list
     """Detection samples as the gate in ``mode`` would have reported them."""
     samples = []
     for im in images:
-        keep = np.ones(len(im.scores), bool)
-        if im.probability < threshold:
-            keep = np.zeros_like(keep) if mode == "gate" else keep
-            keep = keep & (im.scores >= FUSION_MIN_CONFIDENCE) if mode == "fusion" else keep
+        keep = kept_by_mode(mode, im.probability, threshold, im.scores)
         samples.append(
             DetectionSample(
                 im.image_id,
@@ -130,9 +129,9 @@ def evaluate_exported(
 ) -> dict[str, Any]:
     """Run the gate's core (mode 'all', conf 0.001) over a prepared split and write tables and plots."""
     data_dir = Path(data_dir)
-    screener = Screener(models, runtime)
+    manifest = load_manifest(models)
     # The prepared cache is smaller than the originals, which preparation already read: no minimum size here.
-    screener.rejection = replace(screener.manifest.rejection, min_side=0)
+    screener = Screener(manifest, runtime, replace(manifest.rejection, min_side=0))
     rows = split_rows(read_table(data_dir), split)
     if rows.empty:
         raise ValueError(f"{data_dir}: the {split} split is empty")
@@ -143,8 +142,8 @@ def evaluate_exported(
             rejected.append({"image_id": row.image_id, "reason": result.reason})
             continue
         # The cache image is the gate's input here: its boxes are in cache pixels; scale them to the original.
-        sx, sy = row.width / result.meta.width, row.height / result.meta.height
-        boxes = np.array([f.box for f in result.findings], float).reshape(-1, 4) * [sx, sy, sx, sy]
+        cache_size, original_size = (result.meta.width, result.meta.height), (row.width, row.height)
+        boxes = scale_boxes([f.box for f in result.findings], cache_size, original_size)
         gt_boxes, gt_classes = _prepared_labels(data_dir, row)
         images.append(
             ScoredImage(
@@ -161,9 +160,9 @@ def evaluate_exported(
                 result.member_probabilities,
             )  # fmt: skip
         )
-    manifest = screener.manifest.classifier
-    member_thresholds = dict(zip(manifest.members, manifest.member_thresholds, strict=True))
-    result = score_images(images, manifest.threshold, member_thresholds, bootstrap, split)
+    classifier = manifest.classifier
+    member_thresholds = dict(zip(classifier.members, classifier.member_thresholds, strict=True))
+    result = score_images(images, classifier.threshold, member_thresholds, bootstrap, split)
     result.update(rejected=rejected, models_dir=str(models), data=str(data_dir))
     _write(result, Path(out_dir or "runs/evaluation"), split)
     return result

@@ -111,19 +111,21 @@ def output_stems(inputs: Sequence[Path]) -> dict[Path, Path]:
     return {given: path.relative_to(root) for given, path in zip(inputs, resolved, strict=True)}
 
 
-def write_outputs(result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str]) -> dict[str, Any]:
-    """Write ``<out>/<stem>.overlay.png`` (when there is an image) and ``<out>/<stem>.json``; the report."""
-    overlay_image = render_overlay(result)
-    overlay_path = None
+def write_outputs(
+    result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str]
+) -> tuple[dict[str, Any], Path]:
+    """Write ``<out>/<stem>.overlay.png`` (when there is an image) and ``<out>/<stem>.json``; report, its path."""
     target = out_dir / stem
+    overlay_path = target.with_name(target.name + ".overlay.png")
+    report_path = target.with_name(target.name + ".json")
+    overlay_image = render_overlay(result)
     if overlay_image is not None:
-        overlay_path = target.with_name(target.name + ".overlay.png")
         write_png_atomic(overlay_path, overlay_image, compression=3)
     else:
-        target.with_name(target.name + ".overlay.png").unlink(missing_ok=True)  # no stale overlay from a rerun
-    report = build_report(result, None if overlay_path is None else str(overlay_path), model_hashes)
-    write_json_atomic(target.with_name(target.name + ".json"), report)
-    return report
+        overlay_path.unlink(missing_ok=True)  # no stale overlay from a rerun
+    report = build_report(result, None if overlay_image is None else str(overlay_path), model_hashes)
+    write_json_atomic(report_path, report)
+    return report, report_path
 
 
 def summary_line(report: dict[str, Any]) -> str:

@@ -19,18 +19,18 @@ from ..export.manifest import Manifest, Rejection, load_manifest
 from ..imaging import (
     ImageMeta,
     ImageReadError,
+    Letterbox,
     Source,
-    classifier_canvas,
-    letterbox,
+    classifier_array,
+    detector_array,
     load_windowed,
-    model_input,
     scale_boxes,
 )
 from .detection import Detections, decode_detections
 from .rejection import rejection_reason
 from .runtime import RuntimeOptions, create_session
 
-__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "Screener", "Screening"]
+__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "Screener", "Screening", "kept_by_mode"]
 
 MODES = ("gate", "fusion", "all")
 FUSION_MIN_CONFIDENCE = 0.5  # VinDr-SpineXR rule: below the threshold only confident boxes survive
@@ -129,10 +129,8 @@ class Screener:
             return _rejected(result, reason, meta, start, read_ms=_ms(start, t_read))
 
         clahe = m.preprocessing.clahe
-        size, imgsz = m.classifier.input_size, m.detector.imgsz
-        cls_input = classifier_canvas(model_input(windowed, size, clahe), size)[None, None].astype(np.float32) / 255
-        det_image = model_input(windowed, imgsz, clahe)
-        canvas, geometry = letterbox(det_image, imgsz)
+        cls_input = classifier_array(windowed, m.classifier.input_size, clahe)
+        det_input, geometry, det_size = detector_array(windowed, m.detector.imgsz, clahe)
         t_pre = time.perf_counter()
 
         probability, members = self.classifier.run(None, {self._classifier_input: cls_input})
@@ -142,16 +140,14 @@ class Screener:
 
         detections = None
         if mode != "gate" or result.probability >= threshold:
-            det_input = np.ascontiguousarray(np.broadcast_to(canvas[None, None], (1, 3, imgsz, imgsz)), np.float32)
-            raw = self.detector.run(None, {self._detector_input: det_input / 255})[0]
+            raw = self.detector.run(None, {self._detector_input: det_input})[0]
             detections = decode_detections(raw, conf, m.detector.iou, m.detector.max_det)
-            if mode == "fusion" and result.probability < threshold:
-                detections = detections.keep(detections.scores >= FUSION_MIN_CONFIDENCE)
+            detections = detections.keep(kept_by_mode(mode, result.probability, threshold, detections.scores))
         t_det = time.perf_counter()
 
         result.detector_ran = detections is not None
         if detections is not None:
-            result.findings = self._findings(detections, geometry, det_image.shape, meta)
+            result.findings = self._findings(detections, geometry, det_size, meta)
         result.timings_ms = {
             "read": _ms(start, t_read),
             "preprocess": _ms(t_read, t_pre),
@@ -161,16 +157,28 @@ class Screener:
         }
         return result
 
-    def _findings(self, detections: Detections, geometry, det_shape: tuple[int, ...], meta: ImageMeta) -> list[Finding]:
+    def _findings(
+        self, detections: Detections, geometry: Letterbox, det_size: tuple[int, int], meta: ImageMeta
+    ) -> list[Finding]:
         """Boxes from the letterboxed canvas to the detector image, then to the original image's pixels."""
-        h, w = det_shape[:2]
-        on_image = geometry.to_original(detections.boxes, (w, h))
-        original = scale_boxes(on_image, (w, h), (meta.width, meta.height))
+        on_image = geometry.to_original(detections.boxes, det_size)
+        original = scale_boxes(on_image, det_size, (meta.width, meta.height))
         names = self.manifest.detector.class_names
         return [
             Finding(names[int(c)], int(c), round(float(s), 5), [round(float(v), 1) for v in box])
             for box, s, c in zip(original, detections.scores, detections.classes, strict=True)
         ]
+
+
+def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.ndarray) -> np.ndarray:
+    """Which detector boxes a mode reports: gate keeps none below the threshold (the detector does not even run
+    there), fusion only those scoring >= 0.5 below it, all keeps every box. Evaluation derives its modes here too."""
+    scores = np.asarray(scores)
+    if probability >= threshold or mode == "all":
+        return np.ones(scores.shape, bool)
+    if mode == "fusion":
+        return scores >= FUSION_MIN_CONFIDENCE
+    return np.zeros(scores.shape, bool)
 
 
 def _rejected(result: Screening, reason: str, meta: ImageMeta | None, start: float, read_ms: float | None = None):

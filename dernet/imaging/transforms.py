@@ -12,7 +12,9 @@ __all__ = [
     "ClaheParams",
     "Letterbox",
     "apply_clahe",
+    "classifier_array",
     "classifier_canvas",
+    "detector_array",
     "letterbox",
     "model_input",
     "resize_long_side",
@@ -148,3 +150,20 @@ def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.nd
         value=(pad_value,) * 3,
     )
     return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
+
+
+def classifier_array(windowed: np.ndarray, size: int, clahe: ClaheParams = DEFAULT_CLAHE) -> np.ndarray:
+    """The exported classifier's input [1, 1, size, size] float32 in [0, 1] from a windowed 8-bit image."""
+    canvas = classifier_canvas(model_input(windowed, size, clahe), size)
+    return canvas[None, None].astype(np.float32) / 255
+
+
+def detector_array(
+    windowed: np.ndarray, imgsz: int, clahe: ClaheParams = DEFAULT_CLAHE
+) -> tuple[np.ndarray, Letterbox, tuple[int, int]]:
+    """The exported detector's input [1, 3, imgsz, imgsz] float32 in [0, 1] (grey replicated, letterboxed), how it
+    was letterboxed, and the (width, height) of the resized image the letterbox holds (to map boxes back)."""
+    image = model_input(windowed, imgsz, clahe)
+    canvas, geometry = letterbox(image, imgsz)
+    array = np.broadcast_to(canvas[None, None], (1, 3, imgsz, imgsz)).astype(np.float32) / 255
+    return array, geometry, (image.shape[1], image.shape[0])

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..export.manifest import ManifestError
+from ..cliutil import USER_ERRORS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app = create_app(args.models, args.max_upload_mb, RuntimeOptions(threads=args.threads))
-    except (ManifestError, ValueError) as err:
+    except USER_ERRORS as err:  # a missing or broken export folder
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}; Ctrl+C stops)")
