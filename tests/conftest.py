@@ -170,18 +170,27 @@ def trained_run(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def exported_models(trained: dict, trained_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny ensemble (paper weights, Youden threshold on val) and detector exported as the gate expects them."""
+def fitted_ensemble(trained: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ensemble's ensemble.json: paper weights, Youden threshold on val."""
     from dernet.ensemble.ensemble_config import load_ensemble_config
     from dernet.ensemble.fit_ensemble import fit_ensemble
+
+    ensemble_json = tmp_path_factory.mktemp("ensemble") / "ensemble.json"
+    config = load_ensemble_config(trained["ensemble_yaml"])
+    fit_ensemble(dataclasses.replace(config, output=str(ensemble_json)))
+    return ensemble_json
+
+
+@pytest.fixture(scope="session")
+def exported_models(
+    trained: dict, trained_run: dict, fitted_ensemble: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny ensemble and detector exported as the gate expects them."""
     from dernet.export.classifier import export_classifier
     from yolo_spine.export import export_detector
 
     out = tmp_path_factory.mktemp("export")
-    config = load_ensemble_config(trained["ensemble_yaml"])
-    ensemble_json = out.parent / f"{out.name}_ensemble.json"
-    fit_ensemble(dataclasses.replace(config, output=str(ensemble_json)))
-    export_classifier(ensemble_json, trained["prepared"], out)
+    export_classifier(fitted_ensemble, trained["prepared"], out)
     export_detector(trained_run["run"] / "weights" / "best.pt", trained["prepared"], out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["classifier"]["input_size"] == 64 and manifest["detector"]["imgsz"] == 64

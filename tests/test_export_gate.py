@@ -18,8 +18,8 @@ from dernet.export.manifest import load_manifest, sha256_of
 from dernet.gate.cli import main as gate_main
 from dernet.imaging import load_windowed
 
-REPORT_KEYS = {"input", "status", "reason", "overlay", "image", "abnormal_probability", "threshold", "abnormal",
-               "mode", "findings", "timings_ms", "models"}  # fmt: skip
+REPORT_KEYS = {"input", "status", "reason", "overlay", "heatmap", "image", "abnormal_probability", "threshold",
+               "abnormal", "mode", "findings", "timings_ms", "models"}  # fmt: skip
 
 
 def _phantom_files(phantom_dir: Path, abnormal: bool, count: int) -> list[Path]:

@@ -1,5 +1,6 @@
 """`python -m dernet.gate PATH... [--models DIR] [--out DIR] [--mode gate|fusion|all] [--threshold P] [--conf C]
-[--providers ...] [--threads N] [--json]`: screen radiographs with the exported models (no torch).
+[--providers ...] [--threads N] [--json] [--explain [--checkpoints DIR]]`: screen radiographs with the exported
+models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and imports torch for them).
 
 Exit codes: 0 every input screened; 1 some inputs rejected (the others were screened); 2 usage error.
 """
@@ -9,45 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..cliutil import run_command
-from .report import output_stems, summary_line, write_outputs, write_summary_csv
+from ..inputs import collect_inputs, output_stems
+from .report import summary_line, write_outputs, write_summary_csv
 from .runtime import RuntimeOptions
-from .screening import MODES, Screener
+from .screening import MODES, Screener, Screening
 
-__all__ = ["collect_inputs", "main"]
-
-
-def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list[Path], bool]:
-    """Files as given, folders searched recursively (hidden files and the output folder skipped); whether any
-    folder was given.
-
-    A path that does not exist stays in the list: the reader rejects it with a clear reason, and the others run.
-    """
-    files: list[Path] = []
-    any_folder = False
-    skip = out_dir.resolve() if out_dir is not None else None
-    for path in paths:
-        if path.is_dir():
-            any_folder = True
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)) and not _inside(p, skip)
-            )
-            files.extend(found)
-        else:
-            files.append(path)
-    return list(dict.fromkeys(files)), any_folder
-
-
-def _inside(path: Path, folder: Path | None) -> bool:
-    return folder is not None and path.resolve().is_relative_to(folder)
-
-
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON report per line instead of a summary line")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also write <name>.heatmap.png (Grad-CAM of the ensemble) and its path in the report; needs the "
+        "PyTorch checkpoints",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path("runs/ensemble"),
+        help="with --explain: folder holding ensemble.json (default: runs/ensemble)",
+    )
     return parser
 
 
@@ -95,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
         screener = Screener(args.models, RuntimeOptions(args.providers, args.threads))  # ManifestError: exit 2
+        explainer = _explainer(args.checkpoints, screener) if args.explain else None
         stems = output_stems(files)
         several = any_folder or len(files) > 1
         written = []
@@ -104,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for path in progress:
             result = screener.screen(path, name=str(path), mode=args.mode, threshold=args.threshold, conf=args.conf)
-            report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes)
+            heatmap = _heatmap(explainer, result) if explainer is not None else None
+            report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes, heatmap)
             rejected += report["status"] != "ok"
             written.append((report, report_path))
             line = json.dumps(report) if args.json else summary_line(report)
@@ -120,3 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if rejected else 0
 
     return run_command(run, args)
+
+
+def _explainer(checkpoints: Path, screener: Screener):
+    """The Grad-CAM explainer on the checkpoints behind the export (imports torch; only for --explain)."""
+    from ..explain import Explainer
+
+    return Explainer(checkpoints, long_side=screener.manifest.preprocessing.cache_long_side)
+
+
+def _heatmap(explainer, result: Screening):
+    """The ensemble heatmap of a screened input at its windowed image's size (the original's geometry), timed."""
+    if result.status != "ok":
+        return None
+    start = time.perf_counter()
+    heatmap = explainer.heatmap_on_windowed(result.windowed)
+    result.timings_ms["explain"] = round((time.perf_counter() - start) * 1000, 1)
+    return heatmap

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
 from ..imaging import apply_clahe
 from .screening import Screening
 
-__all__ = ["build_report", "output_stems", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
+__all__ = ["build_report", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
 
 # One colour per class id (BGR), distinguishable on a grey radiograph.
 CLASS_COLOURS = (
@@ -33,8 +32,11 @@ SUMMARY_COLUMNS = ("input", "status", "reason", "abnormal_probability", "thresho
                    "findings", "top_finding", "top_confidence", "total_ms", "report")  # fmt: skip
 
 
-def build_report(result: Screening, overlay: str | None, model_hashes: dict[str, str]) -> dict[str, Any]:
-    """The report dict: only the fields the contract names (no patient identifiers exist in it)."""
+def build_report(
+    result: Screening, overlay: str | None, model_hashes: dict[str, str], heatmap: str | None = None
+) -> dict[str, Any]:
+    """The report dict: only the fields the contract names (no patient identifiers exist in it). ``heatmap`` is the
+    path of the Grad-CAM overlay when the gate ran with ``--explain``."""
     meta = result.meta
     image = None
     if meta is not None:
@@ -44,6 +46,7 @@ def build_report(result: Screening, overlay: str | None, model_hashes: dict[str,
         "status": result.status,
         "reason": result.reason,
         "overlay": overlay,
+        "heatmap": heatmap,
         "image": image,
         "abnormal_probability": None if result.probability is None else round(result.probability, 6),
         "threshold": result.threshold,
@@ -55,15 +58,21 @@ def build_report(result: Screening, overlay: str | None, model_hashes: dict[str,
     }
 
 
-def render_overlay(result: Screening) -> np.ndarray | None:
-    """The preprocessed radiograph (windowed + CLAHE) with class-coloured boxes and a decision banner on top."""
+def render_overlay(result: Screening, heatmap: np.ndarray | None = None) -> np.ndarray | None:
+    """The preprocessed radiograph (windowed + CLAHE) with class-coloured boxes and a decision banner on top;
+    with ``heatmap`` ([0, 1], the original image's geometry at any size) blended in under the boxes."""
     if result.windowed is None or result.meta is None or result.probability is None:
         return None
     image = apply_clahe(result.windowed)
     scale = max(1.0, OVERLAY_MIN_LONG_SIDE / max(image.shape))
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if heatmap is not None:
+        from ..explain.render import blend_heatmap  # torch is loaded only when explanations were asked for
+
+        canvas = blend_heatmap(image, heatmap)
+    else:
+        canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     h, w = canvas.shape[:2]
     sx, sy = w / result.meta.width, h / result.meta.height
     thickness = max(2, round(max(h, w) / 500))
@@ -103,27 +112,28 @@ def _banner(result: Screening, width: int, scale: float) -> np.ndarray:
     return banner
 
 
-def output_stems(inputs: Sequence[Path]) -> dict[Path, Path]:
-    """A unique relative name per input: its path relative to the inputs' common folder (mirrored under --out)."""
-    resolved = [p.resolve() for p in inputs]
-    parents = [str(p.parent) for p in resolved]
-    root = Path(os.path.commonpath(parents)) if parents else Path(".")
-    return {given: path.relative_to(root) for given, path in zip(inputs, resolved, strict=True)}
-
-
 def write_outputs(
-    result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str]
+    result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str], heatmap: np.ndarray | None = None
 ) -> tuple[dict[str, Any], Path]:
-    """Write ``<out>/<stem>.overlay.png`` (when there is an image) and ``<out>/<stem>.json``; report, its path."""
+    """Write ``<out>/<stem>.overlay.png`` (when there is an image), ``<out>/<stem>.heatmap.png`` (the overlay with
+    the Grad-CAM ``heatmap`` blended in, when given) and ``<out>/<stem>.json``; the report and its path."""
     target = out_dir / stem
     overlay_path = target.with_name(target.name + ".overlay.png")
+    heatmap_path = target.with_name(target.name + ".heatmap.png")
     report_path = target.with_name(target.name + ".json")
     overlay_image = render_overlay(result)
-    if overlay_image is not None:
-        write_png_atomic(overlay_path, overlay_image, compression=3)
-    else:
-        overlay_path.unlink(missing_ok=True)  # no stale overlay from a rerun
-    report = build_report(result, None if overlay_image is None else str(overlay_path), model_hashes)
+    heatmap_image = render_overlay(result, heatmap) if heatmap is not None else None
+    for path, image in ((overlay_path, overlay_image), (heatmap_path, heatmap_image)):
+        if image is not None:
+            write_png_atomic(path, image, compression=3)
+        else:
+            path.unlink(missing_ok=True)  # nothing stale from an earlier run
+    report = build_report(
+        result,
+        None if overlay_image is None else str(overlay_path),
+        model_hashes,
+        None if heatmap_image is None else str(heatmap_path),
+    )
     write_json_atomic(report_path, report)
     return report, report_path
 

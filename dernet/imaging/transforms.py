@@ -109,6 +109,11 @@ class Letterbox:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, original_size[1])
         return boxes
 
+    def crop(self, canvas_map: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+        """The part of a canvas-sized array (a heatmap, say) that covers the letterboxed image of size (w, h)."""
+        x, y = round(self.pad_x), round(self.pad_y)
+        return canvas_map[y : y + image_size[1], x : x + image_size[0]]
+
     def from_original(self, boxes: np.ndarray) -> np.ndarray:
         """Map [x1, y1, x2, y2] boxes of the original image onto the canvas."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * self.scale

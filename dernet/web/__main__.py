@@ -1,4 +1,5 @@
-"""`python -m dernet.web [--host 127.0.0.1] [--port 8000] [--models export] [--max-upload-mb 100]`."""
+"""`python -m dernet.web [--host 127.0.0.1] [--port 8000] [--models export] [--max-upload-mb 100]
+[--checkpoints DIR]`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("export"), help="exported models folder")
     parser.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads are refused with 413")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        help="folder holding ensemble.json (e.g. runs/ensemble): adds a Grad-CAM heatmap toggle (loads torch)",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -24,11 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     try:
-        app = create_app(args.models, args.max_upload_mb, RuntimeOptions(threads=args.threads))
+        app = create_app(
+            args.models, args.max_upload_mb, RuntimeOptions(threads=args.threads), checkpoints=args.checkpoints
+        )
     except USER_ERRORS as err:  # a missing or broken export folder
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}; Ctrl+C stops)")
+    explain = f"; heatmaps from {args.checkpoints}" if args.checkpoints else ""
+    print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}{explain}; Ctrl+C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -1,6 +1,7 @@
 """The gate as a web page and a JSON API (FastAPI), on the gate's own core: one Screener, loaded once at start.
 
-POST /api/analyze  multipart `file` (+ optional `mode`): the gate's report plus `overlay_png_base64`;
+POST /api/analyze  multipart `file` (+ optional `mode`, `conf`): the gate's report plus `overlay_png_base64` (and
+                   `heatmap_png_base64`, Grad-CAM over the overlay, when the server was started with checkpoints);
                    413 over the size limit, 415 not a DICOM/PNG/JPEG, 422 unreadable or rejected (with the report)
 GET  /api/health   status and model hashes
 GET  /             the page (no external scripts, styles or fonts)
@@ -10,6 +11,7 @@ GET  /docs         OpenAPI documentation (FastAPI's default)
 from __future__ import annotations
 
 import base64
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,9 +36,16 @@ def create_app(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     runtime: RuntimeOptions | None = None,
     screener: Screener | None = None,
+    checkpoints: str | Path | None = None,
 ) -> FastAPI:
-    """The app, with the models loaded now (a missing or broken export fails here, at start, not per request)."""
+    """The app, with the models loaded now (a missing or broken export fails here, at start, not per request).
+
+    With ``checkpoints`` (the folder holding ensemble.json) each report also carries a Grad-CAM heatmap; that loads
+    the PyTorch members (and torch) once, here.
+    """
     screener = screener or Screener(models, runtime)
+    explainer = _explainer(checkpoints, screener) if checkpoints is not None else None
+    explain_lock = threading.Lock()  # grad-cam hooks the members per call: one explanation at a time
     limit = int(max_upload_mb * 1024 * 1024)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(
@@ -60,6 +69,7 @@ def create_app(
             "conf": m.detector.conf,
             "modes": list(MODES),
             "max_upload_mb": max_upload_mb,
+            "explain": explainer is not None,
         }
 
     @app.post("/api/analyze")
@@ -80,7 +90,11 @@ def create_app(
             raise HTTPException(413, f"upload larger than the {max_upload_mb:g} MB limit")
         data = _read_limited(file, limit, max_upload_mb)
         result = screener.screen(data, name=_upload_name(file.filename), mode=mode, conf=conf)
-        report = _report(result, screener)
+        heatmap = None
+        if explainer is not None and result.status == "ok":
+            with explain_lock:
+                heatmap = explainer.heatmap_on_windowed(result.windowed)
+        report = _report(result, screener, heatmap)
         if result.status == "ok":
             return JSONResponse(report)
         unsupported = result.meta is None and (result.reason or "").startswith(UNSUPPORTED)
@@ -106,12 +120,22 @@ def _upload_name(filename: str | None) -> str:
     return "upload" + (suffix if suffix in {".dcm", ".dicom", ".png", ".jpg", ".jpeg"} else "")
 
 
-def _report(result: Screening, screener: Screener) -> dict[str, Any]:
+def _explainer(checkpoints: str | Path, screener: Screener):
+    from ..explain import Explainer  # torch, only when explanations were asked for
+
+    return Explainer(checkpoints, long_side=screener.manifest.preprocessing.cache_long_side)
+
+
+def _report(result: Screening, screener: Screener, heatmap=None) -> dict[str, Any]:
     report = build_report(result, None, screener.model_hashes)
-    overlay = render_overlay(result)
-    encoded = None
-    if overlay is not None:
-        ok, png = cv2.imencode(".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        encoded = base64.b64encode(png.tobytes()).decode("ascii") if ok else None
-    report["overlay_png_base64"] = encoded
+    report["overlay_png_base64"] = _png_base64(render_overlay(result))
+    if heatmap is not None:
+        report["heatmap_png_base64"] = _png_base64(render_overlay(result, heatmap))
     return report
+
+
+def _png_base64(image) -> str | None:
+    if image is None:
+        return None
+    ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    return base64.b64encode(png.tobytes()).decode("ascii") if ok else None

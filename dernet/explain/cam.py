@@ -1,0 +1,47 @@
+"""Class-activation maps for one ensemble member, through the grad-cam package (pytorch-grad-cam).
+
+The target layer is each backbone's last convolutional feature map before global pooling: there Grad-CAM's maps
+are both class-specific and as fine as the network allows (stride 32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
+from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+from torch import nn
+
+__all__ = ["METHODS", "TARGET_LAYERS", "member_heatmap", "target_layer"]
+
+METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}
+
+# Backbone family (a substring of the timm name) -> the module, inside timm's model, that ends the feature extractor.
+# timm's own feature_info is the fallback; it stops one block early for EfficientNets (before conv_head/bn2).
+TARGET_LAYERS = {"densenet": "features.norm5", "efficientnet": "bn2", "resnet": "layer4"}
+
+
+def target_layer(net: nn.Module, backbone: str) -> nn.Module:
+    """The module whose activations Grad-CAM weighs, for timm model ``net`` named ``backbone``."""
+    for family, name in TARGET_LAYERS.items():
+        if family in backbone:
+            return net.get_submodule(name)
+    feature_info = getattr(net, "feature_info", None)
+    if not feature_info:
+        raise ValueError(f"{backbone}: no known Grad-CAM target layer; add its family to TARGET_LAYERS")
+    return net.get_submodule(feature_info[-1]["module"])
+
+
+def member_heatmap(member: nn.Module, image: torch.Tensor, method: str = "gradcam") -> tuple[np.ndarray, float]:
+    """Heatmap [H, W] in [0, 1] of where ``member`` sees 'abnormal' in ``image`` [1, 1, H, W], and P(abnormal).
+
+    ``member`` is a :class:`dernet.ensemble.MemberClassifier` (one logit; normalization inside).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
+    layer = target_layer(member.net, member.hparams.backbone)
+    with METHODS[method](model=member, target_layers=[layer]) as cam:
+        maps = cam(input_tensor=image, targets=[BinaryClassifierOutputTarget(1)])
+        logit = cam.outputs.detach().reshape(-1)[0]
+    heatmap = np.nan_to_num(np.asarray(maps[0], dtype=np.float32)).clip(0.0, 1.0)
+    return heatmap, float(torch.sigmoid(logit))
