@@ -22,11 +22,12 @@ FOLDS ?= 5
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
 ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
+CHECKPOINTS ?= $(patsubst %/,%,$(dir $(ENSEMBLE_JSON)))
 EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate serve clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -88,13 +89,18 @@ gate: install ## screen files or folders with the exported models: make gate INP
 	@test -n "$(INPUT)" || { echo "usage: make gate INPUT=file-or-folder [ARGS=...]"; exit 2; }
 	$(PY) -m dernet.gate $(INPUT) --models $(EXPORT) $(ARGS)
 
-serve: install ## the gate as a web page on http://127.0.0.1:8000/ (HOST=, PORT=, EXPORT=)
-	$(PY) -m dernet.web --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --models $(EXPORT)
+explain: install ## Grad-CAM heatmaps per member + ensemble: make explain INPUT=path [ARGS="--method gradcam++"]
+	@test -n "$(INPUT)" || { echo "usage: make explain INPUT=file-or-folder [CHECKPOINTS=runs/ensemble] [ARGS=...]"; exit 2; }
+	$(PY) -m dernet.explain $(INPUT) --checkpoints $(CHECKPOINTS) $(ARGS)
+
+serve: install ## the gate as a web page on http://127.0.0.1:8000/ (HOST=, PORT=, EXPORT=; EXPLAIN=1: heatmap toggle)
+	$(PY) -m dernet.web --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --models $(EXPORT) \
+		$(if $(EXPLAIN),--checkpoints $(CHECKPOINTS))
 
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
 
-demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate -> heatmaps
 	@echo "Demo: models trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
@@ -105,9 +111,10 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	$(OFFLINE) $(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
 	$(OFFLINE) $(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
 	$(OFFLINE) $(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split test
+	@rm -rf $(DEMO_INPUTS) runs/gate runs/explain
 	$(OFFLINE) $(PY) -m dernet.datasets samples --source $(PHANTOM) --out $(DEMO_INPUTS)
-	@rm -rf runs/gate
 	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate
+	$(OFFLINE) $(PY) -m dernet.explain $(DEMO_INPUTS)/abnormal --checkpoints $(CHECKPOINTS) --out runs/explain
 	@echo ""
 	@echo "Demo outputs (synthetic data, not for clinical use):"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"
@@ -116,7 +123,8 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  detector run:      runs/yolo_spine/train/ (weights/best.pt)"
 	@echo "  exported models:   $(EXPORT)/ (dernet.onnx, yolo_spine.onnx, manifest.json)"
 	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png)"
-	@echo "  gate reports:      runs/gate/ (<input>.json, <input>.overlay.png, summary.csv)"
+	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
+	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
 
 clean: ## remove caches (keeps .venv, data/, runs/ and export/)
 	rm -rf .pytest_cache .ruff_cache .ultralytics

@@ -36,13 +36,16 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(exported_models: Path):
-    """uvicorn on a free local port in a thread, serving the tiny exported models."""
+def server(exported_models: Path, fitted_ensemble: Path):
+    """uvicorn on a free local port in a thread, serving the tiny exported models, with heatmaps."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        create_app(screener=Screener(exported_models)), host="127.0.0.1", port=port, log_level="warning"
+        create_app(screener=Screener(exported_models), checkpoints=fitted_ensemble),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -73,8 +76,16 @@ def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None
         rows = page.locator("#findings tbody tr").count()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
+        overlay_src = page.get_attribute("#overlay", "src")
+        page.check("#showHeatmap")  # the toggle is there because the server has checkpoints
+        page.wait_for_function(f"document.getElementById('overlay').src !== {overlay_src!r}")
+        caption = page.inner_text("#caption")
+        page.screenshot(path=str(ARTIFACTS / "web_page_heatmap.png"), full_page=True)
+        page.uncheck("#showHeatmap")
+        back_to_overlay = page.get_attribute("#overlay", "src") == overlay_src
         browser.close()
     elapsed = time.perf_counter() - started
     assert decision in {"ABNORMAL", "Normal"} and rows >= 1
+    assert caption.startswith("Grad-CAM") and back_to_overlay
     assert (ARTIFACTS / "web_page.png").stat().st_size > 20_000
     print(f"browser test: {elapsed:.1f} s")

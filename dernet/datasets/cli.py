@@ -67,7 +67,7 @@ def _samples(args: argparse.Namespace) -> int:
     from .samples import pick_samples
 
     written = pick_samples(args.source, args.out, args.count)
-    print(f"{len(written)} sample inputs in {args.out}")
+    print(f"{len(written)} sample inputs in {args.out}/abnormal and {args.out}/normal (by ground truth)")
     return 0
 
 

@@ -16,8 +16,9 @@ __all__ = ["pick_samples"]
 
 
 def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> list[Path]:
-    """Copy ``count`` test DICOMs (half abnormal) to ``out_dir`` and write the first abnormal one also as an 8-bit
-    PNG (windowed, full size), the way a user might export it from a viewer. Returns the written files."""
+    """Copy ``count`` test DICOMs (half abnormal) to ``out_dir/abnormal/`` and ``out_dir/normal/`` (by ground truth)
+    and write the first abnormal one also as an 8-bit PNG (windowed, full size), the way a user might export it
+    from a viewer. Returns the written files."""
     release, out_dir = Path(release), Path(out_dir)
     annotations = read_annotations(release / "annotations" / "test.csv", "test", Counter())
     abnormal = [i for i in annotations.values() if i.abnormal]
@@ -25,18 +26,18 @@ def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> li
     chosen = abnormal[: (count + 1) // 2] + normal[: count // 2]
     if not chosen:
         raise FileNotFoundError(f"{release}/annotations/test.csv: no test images to pick from")
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for image in chosen:
         source = release / "test_images" / f"{image.image_id}.dicom"
-        target = out_dir / source.name
+        target = out_dir / ("abnormal" if image.abnormal else "normal") / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         written.append(target)
     first = release / "test_images" / f"{chosen[0].image_id}.dicom"
     windowed, meta = load_windowed(first, max(1, *_size(first)))
     ok, png = cv2.imencode(".png", windowed)
     if ok:
-        png_path = out_dir / f"{chosen[0].image_id}.png"
+        png_path = written[0].with_suffix(".png")
         write_bytes_atomic(png_path, png.tobytes())
         written.append(png_path)
     return written
