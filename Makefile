@@ -78,9 +78,10 @@ train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=...
 evaluate-yolo: install ## detector AP@0.5 per class + mAP on SPLIT (default test) for YOLO_WEIGHTS
 	$(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split $(SPLIT)
 
-export-onnx: install ## export/dernet.onnx + export/yolo_spine.onnx + manifest.json from runs/ (verified against PyTorch)
+export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (verified); QUANTIZE="int8 openvino-bf16"
 	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
 	$(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
+	$(if $(QUANTIZE),$(PY) -m dernet.export.quantize --models $(EXPORT) --data $(PREPARED) --variants $(QUANTIZE))
 
 evaluate: install ## classification + per-class AP for each gate mode, from the exported models on SPLIT (default test)
 	$(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split $(SPLIT)

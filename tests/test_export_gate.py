@@ -19,7 +19,7 @@ from dernet.gate.cli import main as gate_main
 from dernet.imaging import load_windowed
 
 REPORT_KEYS = {"input", "status", "reason", "overlay", "heatmap", "image", "abnormal_probability", "threshold",
-               "abnormal", "mode", "findings", "timings_ms", "models"}  # fmt: skip
+               "abnormal", "mode", "findings", "timings_ms", "models", "runtime"}  # fmt: skip
 
 
 def _phantom_files(phantom_dir: Path, abnormal: bool, count: int) -> list[Path]:

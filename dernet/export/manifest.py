@@ -89,6 +89,7 @@ class ClassifierSpec:
     chosen_on: dict[str, Any] = field(default_factory=dict)
     outputs: tuple[str, ...] = ("probability", "member_probabilities")
     verified_max_abs_diff: float | None = None  # |ONNX Runtime - PyTorch| on the export's own check
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime variants (export/variants.py)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class DetectorSpec:
     nms_reason: str = ""
     output_layout: str = "[1, 4 + classes, anchors]: cx, cy, w, h in input pixels, then class scores"
     verified_boxes: int | None = None  # boxes matched ONNX Runtime to PyTorch after NMS on the export's check
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime variants (export/variants.py)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cliutil import run_command
+from ..export.variants import VARIANTS
 from ..inputs import collect_inputs, output_stems
 from .report import summary_line, write_outputs, write_summary_csv
 from .runtime import RuntimeOptions
@@ -49,7 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--providers", nargs="+", metavar="P", help="ONNX Runtime providers, e.g. cuda cpu (default: CUDA if present)"
     )
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    parser.add_argument(
+        "--variant",
+        choices=("auto", *VARIANTS),
+        default="auto",
+        help="runtime variant of both models (default auto: the fastest the export accepted and this install runs)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="inputs read ahead while the models run (0: strictly one after the other; default 2)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON report per line instead of a summary line")
     parser.add_argument(
         "--explain",
@@ -80,17 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         files, any_folder = collect_inputs(args.paths, args.out)
         if not files:
             raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
-        screener = Screener(args.models, RuntimeOptions(args.providers, args.threads))  # ManifestError: exit 2
+        runtime = RuntimeOptions(args.providers, args.threads)
+        screener = Screener(args.models, runtime, variant=args.variant)  # ManifestError: exit 2
         explainer = _explainer(args.checkpoints, screener) if args.explain else None
         stems = output_stems(files)
         several = any_folder or len(files) > 1
         written = []
         rejected = 0
         progress = tqdm(
-            files, desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
+            total=len(files), desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
         )
-        for path in progress:
-            result = screener.screen(path, name=str(path), mode=args.mode, threshold=args.threshold, conf=args.conf)
+        results = screener.screen_many(
+            ((path, str(path)) for path in files), args.mode, args.threshold, args.conf, prefetch=args.prefetch
+        )
+        for path, result in zip(files, results, strict=True):
+            progress.update()
             heatmap = _heatmap(explainer, result) if explainer is not None else None
             report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes, heatmap)
             rejected += report["status"] != "ok"
@@ -100,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             for warning in result.warnings:
                 named = warning if warning.startswith(str(path)) else f"{path}: {warning}"
                 progress.write(f"warning: {named}", file=sys.stderr)
+        progress.close()
         if several:
             write_summary_csv(args.out / "summary.csv", written)
         if not args.json:

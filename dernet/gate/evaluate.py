@@ -110,8 +110,8 @@ def score_images(
     if len(np.unique(labels)) == 2:
         for name, (score, thr) in scores.items():
             point = binary_metrics(labels, score, thr).as_dict()
-            result["models"][name] = {"threshold": thr, "metrics": point,
-                                      "ci95": bootstrap_intervals(labels, score, thr, bootstrap)}  # fmt: skip
+            ci95 = bootstrap_intervals(labels, score, thr, bootstrap) if bootstrap else None
+            result["models"][name] = {"threshold": thr, "metrics": point, "ci95": ci95}
     for mode in MODES:
         ap = average_precision_50(mode_samples(images, mode, threshold), CLASS_NAMES)
         result["detection"][mode] = ap
@@ -126,18 +126,22 @@ def evaluate_exported(
     out_dir: str | Path | None = None,
     bootstrap: int = 1000,
     runtime: RuntimeOptions | None = None,
+    variant: str = "auto",
 ) -> dict[str, Any]:
-    """Run the gate's core (mode 'all', conf 0.001) over a prepared split and write tables and plots."""
+    """Run the gate's core (mode 'all', conf 0.001) over a prepared split and write tables and plots (``out_dir``
+    None: no files, the result only)."""
     data_dir = Path(data_dir)
     manifest = load_manifest(models)
     # The prepared cache is smaller than the originals, which preparation already read: no minimum size here.
-    screener = Screener(manifest, runtime, replace(manifest.rejection, min_side=0))
+    screener = Screener(manifest, runtime, replace(manifest.rejection, min_side=0), variant=variant)
     rows = split_rows(read_table(data_dir), split)
     if rows.empty:
         raise ValueError(f"{data_dir}: the {split} split is empty")
     images, rejected = [], []
-    for row in tqdm(rows.itertuples(), total=len(rows), desc=f"gate on {split}", unit="image"):
-        result = screener.screen(data_dir / row.path, mode="all", conf=EVAL_CONF)
+    row_list = list(rows.itertuples())
+    results = screener.screen_many(((data_dir / row.path, None) for row in row_list), mode="all", conf=EVAL_CONF)
+    desc = f"gate on {split} ({', '.join(sorted(set(screener.variants.values())))})"
+    for row, result in tqdm(zip(row_list, results, strict=True), total=len(rows), desc=desc, unit="image"):
         if result.status != "ok":
             rejected.append({"image_id": row.image_id, "reason": result.reason})
             continue
@@ -163,8 +167,11 @@ def evaluate_exported(
     classifier = manifest.classifier
     member_thresholds = dict(zip(classifier.members, classifier.member_thresholds, strict=True))
     result = score_images(images, classifier.threshold, member_thresholds, bootstrap, split)
-    result.update(rejected=rejected, models_dir=str(models), data=str(data_dir))
-    _write(result, Path(out_dir or "runs/evaluation"), split)
+    result.update(rejected=rejected, models_dir=str(models), data=str(data_dir), runtime=dict(screener.variants))
+    if out_dir is not None:
+        _write(result, Path(out_dir), split)
+    else:
+        result.pop("_roc")
     return result
 
 
@@ -252,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    parser.add_argument("--variant", default="auto", help="runtime variant (default auto; fp32, int8, ...)")
     parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
     parser.add_argument("--annotations", type=Path, nargs="+", help="release annotation CSV(s) for --reports")
     args = parser.parse_args(argv)
@@ -263,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             result = score_reports(args.reports, args.annotations, args.bootstrap)
             where = args.reports / "evaluation"
         else:
-            result = evaluate_exported(args.models, args.data, args.split, args.out, args.bootstrap)
+            result = evaluate_exported(
+                args.models, args.data, args.split, args.out, args.bootstrap, variant=args.variant
+            )
             where = args.out
         print(format_result(result))
         print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png")

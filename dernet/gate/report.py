@@ -55,6 +55,7 @@ def build_report(
         "findings": [f.as_dict() for f in result.findings],
         "timings_ms": result.timings_ms,
         "models": dict(model_hashes),
+        "runtime": dict(result.runtime),
     }
 
 

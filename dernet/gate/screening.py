@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..export.manifest import Manifest, Rejection, load_manifest
+from ..export.variants import choose_variant, variant_sha256
 from ..imaging import (
     ImageMeta,
     ImageReadError,
@@ -26,11 +31,12 @@ from ..imaging import (
     load_windowed,
     scale_boxes,
 )
+from .backends import load_model
 from .detection import Detections, decode_detections
 from .rejection import rejection_reason
-from .runtime import RuntimeOptions, create_session
+from .runtime import RuntimeOptions
 
-__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "Screener", "Screening", "kept_by_mode"]
+__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "PreparedInput", "Screener", "Screening", "kept_by_mode"]
 
 MODES = ("gate", "fusion", "all")
 FUSION_MIN_CONFIDENCE = 0.5  # VinDr-SpineXR rule: below the threshold only confident boxes survive
@@ -64,17 +70,33 @@ class Screening:
     timings_ms: dict[str, float] = field(default_factory=dict)
     windowed: np.ndarray | None = None  # the windowed cache-size image, for the overlay
     warnings: list[str] = field(default_factory=list)
+    runtime: dict[str, str] = field(default_factory=dict)  # the runtime variant of each model
 
     @property
     def abnormal(self) -> bool | None:
         return None if self.probability is None else self.probability >= self.threshold
 
 
-class Screener:
-    """Models loaded once (two ONNX Runtime sessions), then :meth:`screen` per input.
+@dataclass
+class PreparedInput:
+    """An input read, checked and turned into both models' arrays: the part of screening that needs no model, so
+    a reader thread can prepare the next inputs while the models work on this one."""
 
-    ONNX Runtime sessions allow concurrent ``run`` calls and nothing else here keeps per-call state, so threads may
-    share one Screener; only the capture of the reader's conversion warnings uses Python's process-wide warnings
+    result: Screening  # filled so far: status, reason, meta, windowed, warnings, read/preprocess timings
+    classifier_input: np.ndarray | None = None
+    detector_input: np.ndarray | None = None
+    geometry: Letterbox | None = None
+    detector_size: tuple[int, int] | None = None
+
+
+class Screener:
+    """Models loaded once (ONNX Runtime sessions, or OpenVINO for the variants that use it), then :meth:`screen`
+    per input, or :meth:`screen_many` for a stream of inputs with reading overlapped with inference.
+
+    ``variant`` picks the runtime variant of both models: ``auto`` (the fastest one the export accepted and this
+    install can run, per model; see :func:`dernet.export.manifest.choose_variant`) or a name such as ``fp32``.
+    Inference sessions allow concurrent calls and nothing else here keeps per-call state, so threads may share
+    one Screener; only the capture of the reader's conversion warnings uses Python's process-wide warnings
     machinery, so concurrent callers may see each other's warnings.
     """
 
@@ -83,19 +105,28 @@ class Screener:
         models: str | Path | Manifest = "export",
         runtime: RuntimeOptions | None = None,
         rejection: Rejection | None = None,
+        variant: str = "auto",
     ) -> None:
         self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
         self.rejection = rejection or self.manifest.rejection
         self.runtime = runtime or RuntimeOptions()
         m = self.manifest
-        self.classifier = create_session(m.path_of(m.classifier), self.runtime)
-        self.detector = create_session(m.path_of(m.detector), self.runtime)
-        self._classifier_input = self.classifier.get_inputs()[0].name
-        self._detector_input = self.detector.get_inputs()[0].name
+        self.variants: dict[str, str] = {}
+        self.files: dict[str, Path] = {}
+        loaded = {}
+        for role, spec in (("classifier", m.classifier), ("detector", m.detector)):
+            name, path = choose_variant(m, spec, variant)
+            self.variants[role], self.files[role] = name, path
+            loaded[role] = load_model(path, name, self.runtime)
+        self.classifier, self.detector = loaded["classifier"], loaded["detector"]
 
     @property
     def model_hashes(self) -> dict[str, str]:
-        return {"classifier": self.manifest.classifier.sha256, "detector": self.manifest.detector.sha256}
+        m = self.manifest
+        return {
+            "classifier": variant_sha256(m.classifier, self.variants["classifier"]),
+            "detector": variant_sha256(m.detector, self.variants["detector"]),
+        }
 
     def screen(
         self,
@@ -106,55 +137,89 @@ class Screener:
         conf: float | None = None,
     ) -> Screening:
         """Screen one input (path, bytes or array). Never raises for a bad input: it comes back rejected."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+        _check_mode(mode)
+        return self.infer(self.prepare(source, name, mode), threshold, conf)
+
+    def screen_many(
+        self,
+        sources: Iterable[tuple[Source, str | None]],
+        mode: str = "gate",
+        threshold: float | None = None,
+        conf: float | None = None,
+        prefetch: int = 2,
+    ) -> Iterator[Screening]:
+        """Screen (source, name) pairs in order; a reader thread prepares up to ``prefetch`` inputs ahead while the
+        models run (0: strictly one after the other). Memory stays bounded by ``prefetch`` prepared inputs."""
+        _check_mode(mode)
+        if prefetch <= 0:
+            for source, name in sources:
+                yield self.infer(self.prepare(source, name, mode), threshold, conf)
+            return
+        pending: deque[Future[PreparedInput]] = deque()
+        stream = iter(sources)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-reader") as reader:
+            for source, name in islice(stream, prefetch):
+                pending.append(reader.submit(self.prepare, source, name, mode))
+            while pending:
+                prepared = pending.popleft().result()
+                upcoming = next(stream, None)
+                if upcoming is not None:
+                    pending.append(reader.submit(self.prepare, upcoming[0], upcoming[1], mode))
+                yield self.infer(prepared, threshold, conf)
+
+    def prepare(self, source: Source, name: str | None = None, mode: str = "gate") -> PreparedInput:
+        """Read, reject outliers and build both model inputs (no model runs here)."""
         m = self.manifest
         name = name or str(source if not isinstance(source, (bytes, np.ndarray)) else "<upload>")
-        threshold = m.classifier.threshold if threshold is None else float(threshold)
-        conf = m.detector.conf if conf is None else float(conf)
-        result = Screening(input=name, status="ok", mode=mode, threshold=threshold)
+        result = Screening(input=name, status="ok", mode=mode, threshold=m.classifier.threshold)
         start = time.perf_counter()
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 windowed, meta = load_windowed(source, m.preprocessing.cache_long_side, name=name)
             except ImageReadError as err:
-                return _rejected(result, err.reason, None, start)
+                return PreparedInput(_rejected(result, err.reason, None, start))
         result.warnings = [str(w.message) for w in caught]
         result.meta, result.windowed = meta, windowed
         t_read = time.perf_counter()
         reason = rejection_reason(meta, windowed, self.rejection)
         if reason:
-            return _rejected(result, reason, meta, start, read_ms=_ms(start, t_read))
-
+            return PreparedInput(_rejected(result, reason, meta, start, read_ms=_ms(start, t_read)))
         clahe = m.preprocessing.clahe
         cls_input = classifier_array(windowed, m.classifier.input_size, clahe)
         det_input, geometry, det_size = detector_array(windowed, m.detector.imgsz, clahe)
-        t_pre = time.perf_counter()
+        result.timings_ms = {"read": _ms(start, t_read), "preprocess": _ms(t_read, time.perf_counter())}
+        return PreparedInput(result, cls_input, det_input, geometry, det_size)
 
-        probability, members = self.classifier.run(None, {self._classifier_input: cls_input})
+    def infer(self, prepared: PreparedInput, threshold: float | None = None, conf: float | None = None) -> Screening:
+        """Classify, gate and detect a prepared input (a rejected one comes back as it is)."""
+        m = self.manifest
+        result = prepared.result
+        result.runtime = dict(self.variants)
+        threshold = m.classifier.threshold if threshold is None else float(threshold)
+        conf = m.detector.conf if conf is None else float(conf)
+        result.threshold = threshold
+        if result.status != "ok":
+            return result
+        t_pre = time.perf_counter()
+        probability, members = self.classifier(prepared.classifier_input)
         result.probability = float(probability[0])
         result.member_probabilities = {n: float(p) for n, p in zip(m.classifier.members, members[0], strict=True)}
         t_cls = time.perf_counter()
 
         detections = None
-        if mode != "gate" or result.probability >= threshold:
-            raw = self.detector.run(None, {self._detector_input: det_input})[0]
+        if result.mode != "gate" or result.probability >= threshold:
+            raw = self.detector(prepared.detector_input)[0]
             detections = decode_detections(raw, conf, m.detector.iou, m.detector.max_det)
-            detections = detections.keep(kept_by_mode(mode, result.probability, threshold, detections.scores))
+            detections = detections.keep(kept_by_mode(result.mode, result.probability, threshold, detections.scores))
         t_det = time.perf_counter()
 
         result.detector_ran = detections is not None
         if detections is not None:
-            result.findings = self._findings(detections, geometry, det_size, meta)
-        result.timings_ms = {
-            "read": _ms(start, t_read),
-            "preprocess": _ms(t_read, t_pre),
-            "classify": _ms(t_pre, t_cls),
-            "detect": _ms(t_cls, t_det),
-            "total": _ms(start, t_det),
-        }
+            result.findings = self._findings(detections, prepared.geometry, prepared.detector_size, result.meta)
+        timings = result.timings_ms
+        timings.update(classify=_ms(t_pre, t_cls), detect=_ms(t_cls, t_det))
+        timings["total"] = round(timings["read"] + timings["preprocess"] + timings["classify"] + timings["detect"], 1)
         return result
 
     def _findings(
@@ -168,6 +233,11 @@ class Screener:
             Finding(names[int(c)], int(c), round(float(s), 5), [round(float(v), 1) for v in box])
             for box, s, c in zip(original, detections.scores, detections.classes, strict=True)
         ]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
 
 
 def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.ndarray) -> np.ndarray:

@@ -1,0 +1,245 @@
+"""Faster runtime variants of the exported models, each checked for speed and accuracy before the gate may use it.
+
+``python -m dernet.export.quantize [--models export] [--data data/prepared] [--variants int8 openvino-bf16]``
+(`make export-onnx QUANTIZE=int8`):
+
+- ``int8``: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations), calibrated on a
+  few prepared training images through the gate's own input builders. Calibration memory is bounded by the
+  number of images (see ``quantize_int8``). The ensemble's vote (after the members) and the detector's box decoding
+  (DFL, anchors, the concat of boxes with class scores) stay in float: one int8 scale cannot hold pixel
+  coordinates and probabilities at once.
+- ``openvino-*``: the same files through OpenVINO with a precision hint (needs the `openvino` extra).
+
+Every variant is then timed against fp32 (median of 5 runs, batch 1, this machine) and evaluated on the prepared
+validation split through the gate's core: AUROC of the ensemble and mAP@0.5 of the detector (mode all, conf
+0.001), against fp32 on the same images. A variant is ``accepted`` when it loses at most 0.5 AUROC points and 1
+mAP point; the gate's ``--variant auto`` only ever runs accepted ones. The test split stays untouched here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cliutil import run_command
+from ..datasets.tables import read_table, split_rows
+from ..fileio import write_json_atomic
+from ..imaging import classifier_array, detector_array, load_windowed
+from .manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
+from .variants import VARIANTS, engine_available
+from .verify import check_onnx
+
+__all__ = ["MAX_AUROC_LOSS", "MAX_MAP_LOSS", "quantize_int8", "add_variants"]
+
+MAX_AUROC_LOSS = 0.5  # points
+MAX_MAP_LOSS = 1.0  # points
+CALIBRATION_IMAGES = 8
+TIMED_RUNS = 5
+INT8_FILES = {"classifier": "dernet.int8.onnx", "detector": "yolo_spine.int8.onnx"}
+
+
+def calibration_arrays(manifest: Manifest, data_dir: Path, role: str, count: int) -> list[np.ndarray]:
+    """Model inputs of ``count`` prepared training images spread over the split (normal and abnormal alike)."""
+    rows = split_rows(read_table(data_dir), "train")
+    if rows.empty:
+        raise ValueError(f"{data_dir}: no training images to calibrate on")
+    picked = rows.iloc[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
+    p = manifest.preprocessing
+    arrays = []
+    for row in picked.itertuples():
+        windowed, _ = load_windowed(data_dir / row.path, p.cache_long_side)
+        if role == "classifier":
+            arrays.append(classifier_array(windowed, manifest.classifier.input_size, p.clahe))
+        else:
+            arrays.append(detector_array(windowed, manifest.detector.imgsz, p.clahe)[0])
+    return arrays
+
+
+def float_nodes(model_path: Path, role: str) -> list[str]:
+    """Nodes that stay in float: the ensemble's vote (outside the members), the detector's decoding head."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    if role == "classifier":
+        return [n.name for n in graph.node if not n.name.startswith("/members.")]
+    output = graph.output[0].name
+    head = next(n.name for n in graph.node if output in n.output)  # e.g. /model.23/Concat_3
+    prefix = head.rsplit("/", 1)[0] + "/"
+    return [
+        n.name for n in graph.node if n.name.startswith(prefix) and not any(f"/{b}" in n.name for b in ("cv2", "cv3"))
+    ]
+
+
+def quantize_int8(source: Path, target: Path, role: str, calibration: list[np.ndarray]) -> None:
+    """Static QDQ quantization of ``source`` into ``target`` (written directly; callers install it atomically)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str) -> None:
+            self._items = iter([{name: array} for array in calibration])
+
+        def get_next(self):
+            return next(self._items, None)
+
+    import onnxruntime as ort
+
+    input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(target),
+            Reader(input_name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=float_nodes(prepared, role),
+            # No CalibMaxIntermediateOutputs: in this onnxruntime, MinMaxCalibrater.collect_data *drops* the
+            # collected ranges each time it reaches that count (clear_collected_data without compute_data), so
+            # the ranges would come from the last few images only. Memory is bounded by the image count instead:
+            # the calibration graph keeps per-channel min/max vectors per image, not whole activations.
+        )
+
+
+def median_ms(model, array: np.ndarray, runs: int = TIMED_RUNS) -> float:
+    """Median latency of ``model(array)`` in ms over ``runs`` timed calls after one warm-up call."""
+    model(array)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model(array)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def add_variants(
+    models: str | Path,
+    data_dir: str | Path,
+    variants: list[str],
+    calibration_images: int = CALIBRATION_IMAGES,
+    accuracy_split: str = "val",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Make, time and check ``variants`` of both exported models; record them in the manifest. Returns the
+    manifest's variant sections."""
+    from ..gate.backends import load_model
+    from ..gate.evaluate import evaluate_exported
+    from ..gate.runtime import RuntimeOptions
+
+    models, data_dir = Path(models), Path(data_dir)
+    unknown = [v for v in variants if v not in VARIANTS or v == "fp32"]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(list(VARIANTS)[1:])}")
+    missing = sorted({VARIANTS[v].engine for v in variants if not engine_available(VARIANTS[v].engine)})
+    if missing:
+        raise ValueError(f"variant(s) need {', '.join(missing)}: pip install -e '.[openvino]'")
+    manifest = load_manifest(models)
+    runtime = RuntimeOptions(["cpu"])
+    if any(VARIANTS[v].file_precision == "int8" for v in variants):
+        for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
+            calibration = calibration_arrays(manifest, data_dir, role, calibration_images)
+            with tempfile.TemporaryDirectory() as tmp:
+                quantized = Path(tmp) / INT8_FILES[role]
+                quantize_int8(manifest.path_of(spec), quantized, role, calibration)
+                check_onnx(quantized)
+                digest = install_model_file(quantized, models / INT8_FILES[role])
+            _record(models, role, "int8", {"file": INT8_FILES[role], "sha256": digest, "accepted": False,
+                                           "calibration_images": len(calibration)})  # fmt: skip
+        manifest = load_manifest(models)
+
+    # latency: fp32 and each variant, batch 1, on one calibration-like input
+    for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
+        sample = calibration_arrays(manifest, data_dir, role, 1)[0]
+        timings = {"fp32": median_ms(load_model(manifest.path_of(spec), "fp32", runtime), sample)}
+        for name in variants:
+            path = models / (INT8_FILES[role] if VARIANTS[name].file_precision == "int8" else spec.file)
+            timings[name] = median_ms(load_model(path, name, runtime), sample)
+        int8 = spec.variants.get("int8", {})
+        for name, ms in timings.items():
+            entry = {"ms": ms}
+            if name not in ("fp32", "int8"):  # the OpenVINO variants run the fp32 or the int8 file
+                fp32_file = VARIANTS[name].file_precision == "fp32"
+                entry.update(file=spec.file if fp32_file else int8["file"],
+                             sha256=spec.sha256 if fp32_file else int8["sha256"], accepted=False)  # fmt: skip
+            _record(models, role, name, entry)
+
+    # accuracy on the validation split, fp32 vs each variant on the same images
+    def scores(variant: str) -> tuple[float, float]:
+        result = evaluate_exported(
+            models, data_dir, accuracy_split, None, bootstrap=0, runtime=runtime, variant=variant
+        )
+        auroc = result["models"]["ensemble"]["metrics"]["auroc"] * 100 if result["models"] else float("nan")
+        return auroc, result["detection"]["all"]["map50"] * 100
+
+    fp32_auroc, fp32_map = scores("fp32")
+    for name in variants:
+        auroc, map50 = scores(name)
+        auroc_delta, map_delta = round(auroc - fp32_auroc, 3), round(map50 - fp32_map, 3)
+        _record(models, "classifier", name, {"split": accuracy_split, "auroc": round(auroc, 3),
+                "auroc_fp32": round(fp32_auroc, 3), "auroc_delta": auroc_delta,
+                "accepted": bool(auroc_delta >= -MAX_AUROC_LOSS)})  # fmt: skip
+        _record(models, "detector", name, {"split": accuracy_split, "map50": round(map50, 3),
+                "map50_fp32": round(fp32_map, 3), "map50_delta": map_delta,
+                "accepted": bool(map_delta >= -MAX_MAP_LOSS)})  # fmt: skip
+    data = json.loads((models / MANIFEST_NAME).read_text())
+    return {role: data[role].get("variants", {}) for role in ("classifier", "detector")}
+
+
+def _record(models: Path, role: str, name: str, values: dict[str, Any]) -> None:
+    """Merge ``values`` into the manifest's ``<role>.variants.<name>`` and list the variant at the top level."""
+    path = models / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    data[role].setdefault("variants", {}).setdefault(name, {}).update(values)
+    present = {"fp32"} | {v for r in ("classifier", "detector") for v in data.get(r, {}).get("variants", {})}
+    data["variants"] = [v for v in VARIANTS if v in present]
+    write_json_atomic(path, data)
+
+
+def format_variants(sections: dict[str, Any]) -> str:
+    lines = ["| model | variant | ms (batch 1) | accuracy change (val) | accepted |", "|---|---|---|---|---|"]
+    for role, entries in sections.items():
+        for name, e in sorted(entries.items(), key=lambda item: item[0] != "fp32"):
+            if name == "fp32":
+                lines.append(f"| {role} | fp32 | {e.get('ms', '')} | (reference) | yes |")
+                continue
+            delta = e.get("auroc_delta", e.get("map50_delta"))
+            unit = "AUROC" if "auroc_delta" in e else "mAP@0.5"
+            change = f"{delta:+.2f} {unit} points" if delta is not None else "not measured"
+            lines.append(f"| {role} | {name} | {e.get('ms', '')} | {change} | {'yes' if e.get('accepted') else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dernet.export.quantize", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="the prepared dataset")
+    parser.add_argument("--variants", nargs="+", default=["int8"], help="int8, openvino-bf16, ... (default: int8)")
+    parser.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
+    args = parser.parse_args(argv)
+
+    def run(args: argparse.Namespace) -> int:
+        sections = add_variants(args.models, args.data, args.variants, args.calibration_images)
+        print(format_variants(sections))
+        rejected = [
+            f"{r} {n}" for r, e in sections.items() for n, v in e.items() if n != "fp32" and not v.get("accepted")
+        ]
+        if rejected:
+            limits = f"{MAX_AUROC_LOSS} AUROC / {MAX_MAP_LOSS} mAP points"
+            print(f"kept out of --variant auto (accuracy loss over {limits}): {', '.join(rejected)}")
+        return 0
+
+    return run_command(run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

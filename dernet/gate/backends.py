@@ -1,0 +1,44 @@
+"""Inference engines for the exported models: ONNX Runtime (fp32 or int8 QDQ files) and, when the optional
+`openvino` extra is installed, OpenVINO with a precision hint on the same ONNX files (variants:
+dernet/export/variants.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..export.variants import VARIANTS, Variant
+from .runtime import RuntimeOptions, create_session
+
+__all__ = ["InferenceModel", "load_model"]
+
+
+class InferenceModel:
+    """One loaded model: ``model(array)`` -> its outputs in graph order."""
+
+    def __init__(self, path: Path, variant: Variant, runtime: RuntimeOptions) -> None:
+        self.path, self.variant = Path(path), variant
+        if variant.engine == "onnxruntime":
+            self._session = create_session(path, runtime)
+            self._input = self._session.get_inputs()[0].name
+        elif variant.engine == "openvino":
+            import openvino as ov
+
+            config = {"INFERENCE_PRECISION_HINT": variant.precision_hint, "PERFORMANCE_HINT": "LATENCY"}
+            if runtime.threads:
+                config["INFERENCE_NUM_THREADS"] = runtime.threads
+            self._compiled = ov.Core().compile_model(str(path), "CPU", config)
+        else:
+            raise ValueError(f"unknown inference engine '{variant.engine}'")
+
+    def __call__(self, array: np.ndarray) -> list[np.ndarray]:
+        if self.variant.engine == "onnxruntime":
+            return self._session.run(None, {self._input: array})
+        # a fresh infer request per call: requests are not shareable across threads, compiled models are
+        results = self._compiled.create_infer_request().infer({0: array})
+        return [np.asarray(results[output]) for output in self._compiled.outputs]
+
+
+def load_model(path: str | Path, variant: str | Variant, runtime: RuntimeOptions) -> InferenceModel:
+    return InferenceModel(Path(path), VARIANTS[variant] if isinstance(variant, str) else variant, runtime)
