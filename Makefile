@@ -27,7 +27,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ test-slow: install ## run the slow tests (@pytest.mark.slow)
 	if [ $$rc -eq 5 ]; then echo "no slow tests collected"; exit 0; fi; exit $$rc
 
 lint: install ## ruff
-	$(PY) -m ruff check dernet yolo_spine tests
+	$(PY) -m ruff check dernet yolo_spine tests benchmarks
 
 phantom: install ## write a phantom dataset in the release layout to $(PHANTOM)
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
@@ -126,6 +126,9 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png)"
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
+
+bench: install ## speed beside the naive path (after make demo): runs/bench/latest.json + a Markdown table (<15 min)
+	$(OFFLINE) $(PY) -m benchmarks --out runs/bench
 
 clean: ## remove caches (keeps .venv, data/, runs/ and export/)
 	rm -rf .pytest_cache .ruff_cache .ultralytics

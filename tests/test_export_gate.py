@@ -155,7 +155,7 @@ def test_gate_mode_skips_the_detector_below_the_threshold(exported_models: Path,
 
 
 class _FakeDetector:
-    """An ONNX session stand-in whose raw output holds two boxes, scoring 0.9 and 0.3."""
+    """An inference-model stand-in (dernet.gate.backends) whose raw output holds two boxes, scoring 0.9 and 0.3."""
 
     def __init__(self, imgsz: int) -> None:
         self.raw = np.zeros((1, 11, 4), np.float32)
@@ -164,7 +164,7 @@ class _FakeDetector:
         self.raw[0, :4, 1] = [40, 40, 8, 12]
         self.raw[0, 7, 1] = 0.3  # class 3
 
-    def run(self, _outputs, _feeds):
+    def __call__(self, _array):
         return [self.raw]
 
 

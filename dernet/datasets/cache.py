@@ -6,6 +6,7 @@ scikit-learn): with the spawn start method every worker imports this module afre
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,9 @@ class ImageResult:
 
 
 def init_worker() -> None:
-    cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe
+    # The pool already uses every core: OpenCV's and OpenJPEG's own threads would oversubscribe them.
+    cv2.setNumThreads(1)
+    os.environ["OPJ_NUM_THREADS"] = "1"  # read by OpenJPEG at each decode (dernet.imaging.dicom sets the default)
 
 
 def prepare_image(job: ImageJob) -> ImageResult:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import tempfile
 import time
@@ -36,7 +37,15 @@ from .manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
 from .variants import VARIANTS, engine_available
 from .verify import check_onnx
 
-__all__ = ["MAX_AUROC_LOSS", "MAX_MAP_LOSS", "quantize_int8", "add_variants"]
+__all__ = [
+    "MAX_AUROC_LOSS",
+    "MAX_MAP_LOSS",
+    "add_variants",
+    "check_variants",
+    "make_variant_files",
+    "quantize_int8",
+    "time_variants",
+]
 
 MAX_AUROC_LOSS = 0.5  # points
 MAX_MAP_LOSS = 1.0  # points
@@ -79,8 +88,7 @@ def float_nodes(model_path: Path, role: str) -> list[str]:
 
 def quantize_int8(source: Path, target: Path, role: str, calibration: list[np.ndarray]) -> None:
     """Static QDQ quantization of ``source`` into ``target`` (written directly; callers install it atomically)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self, name: str) -> None:
@@ -92,13 +100,26 @@ def quantize_int8(source: Path, target: Path, role: str, calibration: list[np.nd
     import onnxruntime as ort
 
     input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # one "Axis 1 is out-of-range" line per 1-D weight (BatchNorm): harmless
+    try:
+        _quantize(source, target, role, Reader(input_name))
+    finally:
+        root_logger.setLevel(level)
+
+
+def _quantize(source: Path, target: Path, role: str, reader) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(target),
-            Reader(input_name),
+            reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -128,15 +149,22 @@ def add_variants(
     variants: list[str],
     calibration_images: int = CALIBRATION_IMAGES,
     accuracy_split: str = "val",
-    progress: bool = True,
 ) -> dict[str, Any]:
     """Make, time and check ``variants`` of both exported models; record them in the manifest. Returns the
     manifest's variant sections."""
-    from ..gate.backends import load_model
-    from ..gate.evaluate import evaluate_exported
-    from ..gate.runtime import RuntimeOptions
-
     models, data_dir = Path(models), Path(data_dir)
+    make_variant_files(models, data_dir, variants, calibration_images)
+    time_variants(models, data_dir, variants)
+    check_variants(models, data_dir, variants, accuracy_split)
+    data = json.loads((models / MANIFEST_NAME).read_text())
+    return {role: data[role].get("variants", {}) for role in ("classifier", "detector")}
+
+
+def make_variant_files(
+    models: Path, data_dir: Path, variants: list[str], calibration_images: int = CALIBRATION_IMAGES
+) -> None:
+    """Write the int8 files (when a requested variant runs one) and record every requested variant, not yet
+    accepted, in the manifest."""
     unknown = [v for v in variants if v not in VARIANTS or v == "fp32"]
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(list(VARIANTS)[1:])}")
@@ -144,7 +172,7 @@ def add_variants(
     if missing:
         raise ValueError(f"variant(s) need {', '.join(missing)}: pip install -e '.[openvino]'")
     manifest = load_manifest(models)
-    runtime = RuntimeOptions(["cpu"])
+    int8 = {}
     if any(VARIANTS[v].file_precision == "int8" for v in variants):
         for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
             calibration = calibration_arrays(manifest, data_dir, role, calibration_images)
@@ -152,31 +180,40 @@ def add_variants(
                 quantized = Path(tmp) / INT8_FILES[role]
                 quantize_int8(manifest.path_of(spec), quantized, role, calibration)
                 check_onnx(quantized)
-                digest = install_model_file(quantized, models / INT8_FILES[role])
-            _record(models, role, "int8", {"file": INT8_FILES[role], "sha256": digest, "accepted": False,
-                                           "calibration_images": len(calibration)})  # fmt: skip
-        manifest = load_manifest(models)
+                int8[role] = install_model_file(quantized, models / INT8_FILES[role])
+            _record(models, role, "int8", {"calibration_images": len(calibration)})
+    for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
+        for name in variants:
+            if VARIANTS[name].file_precision == "int8":
+                entry = {"file": INT8_FILES[role], "sha256": int8[role]}
+            else:
+                entry = {"file": spec.file, "sha256": spec.sha256}
+            _record(models, role, name, {**entry, "accepted": False})
 
-    # latency: fp32 and each variant, batch 1, on one calibration-like input
+
+def time_variants(models: Path, data_dir: Path, variants: list[str], runs: int = TIMED_RUNS) -> None:
+    """Median batch-1 latency of fp32 and each variant on one prepared image, recorded as ``ms``."""
+    from ..gate.backends import load_model
+    from ..gate.runtime import RuntimeOptions
+
+    manifest = load_manifest(models)
+    runtime = RuntimeOptions(["cpu"])
     for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
         sample = calibration_arrays(manifest, data_dir, role, 1)[0]
-        timings = {"fp32": median_ms(load_model(manifest.path_of(spec), "fp32", runtime), sample)}
-        for name in variants:
-            path = models / (INT8_FILES[role] if VARIANTS[name].file_precision == "int8" else spec.file)
-            timings[name] = median_ms(load_model(path, name, runtime), sample)
-        int8 = spec.variants.get("int8", {})
-        for name, ms in timings.items():
-            entry = {"ms": ms}
-            if name not in ("fp32", "int8"):  # the OpenVINO variants run the fp32 or the int8 file
-                fp32_file = VARIANTS[name].file_precision == "fp32"
-                entry.update(file=spec.file if fp32_file else int8["file"],
-                             sha256=spec.sha256 if fp32_file else int8["sha256"], accepted=False)  # fmt: skip
-            _record(models, role, name, entry)
+        for name in ["fp32", *variants]:
+            path = manifest.folder / (spec.file if name == "fp32" else spec.variants[name]["file"])
+            _record(models, role, name, {"ms": median_ms(load_model(path, name, runtime), sample, runs)})
 
-    # accuracy on the validation split, fp32 vs each variant on the same images
+
+def check_variants(models: Path, data_dir: Path, variants: list[str], split: str = "val") -> None:
+    """Accuracy of each variant against fp32 on the same prepared images (``split``): AUROC of the ensemble and
+    mAP@0.5 of the detector in points; ``accepted`` within MAX_AUROC_LOSS / MAX_MAP_LOSS."""
+    from ..gate.evaluate import evaluate_exported
+    from ..gate.runtime import RuntimeOptions
+
     def scores(variant: str) -> tuple[float, float]:
         result = evaluate_exported(
-            models, data_dir, accuracy_split, None, bootstrap=0, runtime=runtime, variant=variant
+            models, data_dir, split, None, bootstrap=0, runtime=RuntimeOptions(["cpu"]), variant=variant
         )
         auroc = result["models"]["ensemble"]["metrics"]["auroc"] * 100 if result["models"] else float("nan")
         return auroc, result["detection"]["all"]["map50"] * 100
@@ -185,14 +222,12 @@ def add_variants(
     for name in variants:
         auroc, map50 = scores(name)
         auroc_delta, map_delta = round(auroc - fp32_auroc, 3), round(map50 - fp32_map, 3)
-        _record(models, "classifier", name, {"split": accuracy_split, "auroc": round(auroc, 3),
+        _record(models, "classifier", name, {"split": split, "auroc": round(auroc, 3),
                 "auroc_fp32": round(fp32_auroc, 3), "auroc_delta": auroc_delta,
                 "accepted": bool(auroc_delta >= -MAX_AUROC_LOSS)})  # fmt: skip
-        _record(models, "detector", name, {"split": accuracy_split, "map50": round(map50, 3),
+        _record(models, "detector", name, {"split": split, "map50": round(map50, 3),
                 "map50_fp32": round(fp32_map, 3), "map50_delta": map_delta,
                 "accepted": bool(map_delta >= -MAX_MAP_LOSS)})  # fmt: skip
-    data = json.loads((models / MANIFEST_NAME).read_text())
-    return {role: data[role].get("variants", {}) for role in ("classifier", "detector")}
 
 
 def _record(models: Path, role: str, name: str, values: dict[str, Any]) -> None:

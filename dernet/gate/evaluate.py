@@ -126,7 +126,7 @@ def evaluate_exported(
     out_dir: str | Path | None = None,
     bootstrap: int = 1000,
     runtime: RuntimeOptions | None = None,
-    variant: str = "auto",
+    variant: str | dict[str, str] = "auto",
 ) -> dict[str, Any]:
     """Run the gate's core (mode 'all', conf 0.001) over a prepared split and write tables and plots (``out_dir``
     None: no files, the result only)."""

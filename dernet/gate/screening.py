@@ -94,7 +94,8 @@ class Screener:
     per input, or :meth:`screen_many` for a stream of inputs with reading overlapped with inference.
 
     ``variant`` picks the runtime variant of both models: ``auto`` (the fastest one the export accepted and this
-    install can run, per model; see :func:`dernet.export.manifest.choose_variant`) or a name such as ``fp32``.
+    install can run, per model; see :func:`dernet.export.variants.choose_variant`), a name such as ``fp32``, or
+    one per model (``{"classifier": "int8", "detector": "openvino-bf16"}``).
     Inference sessions allow concurrent calls and nothing else here keeps per-call state, so threads may share
     one Screener; only the capture of the reader's conversion warnings uses Python's process-wide warnings
     machinery, so concurrent callers may see each other's warnings.
@@ -105,7 +106,7 @@ class Screener:
         models: str | Path | Manifest = "export",
         runtime: RuntimeOptions | None = None,
         rejection: Rejection | None = None,
-        variant: str = "auto",
+        variant: str | dict[str, str] = "auto",
     ) -> None:
         self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
         self.rejection = rejection or self.manifest.rejection
@@ -115,7 +116,7 @@ class Screener:
         self.files: dict[str, Path] = {}
         loaded = {}
         for role, spec in (("classifier", m.classifier), ("detector", m.detector)):
-            name, path = choose_variant(m, spec, variant)
+            name, path = choose_variant(m, spec, variant[role] if isinstance(variant, dict) else variant)
             self.variants[role], self.files[role] = name, path
             loaded[role] = load_model(path, name, self.runtime)
         self.classifier, self.detector = loaded["classifier"], loaded["detector"]

@@ -8,6 +8,7 @@ whose reader decodes a lower resolution level without decoding the full image.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from typing import Any, BinaryIO
 
@@ -26,6 +27,10 @@ from .errors import ImageReadError, ImageWarning
 from .meta import ImageMeta
 
 __all__ = ["read_dicom", "reduction_level"]
+
+# OpenJPEG decodes code-blocks on this many threads (it reads the variable when a decoder is created; the default is
+# one thread). Decoding dominates reading a release image, and the result does not depend on the thread count.
+os.environ.setdefault("OPJ_NUM_THREADS", str(os.cpu_count() or 1))
 
 _J2K_SYNTAXES = {JPEG2000Lossless, JPEG2000}
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}

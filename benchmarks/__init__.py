@@ -1,0 +1,1 @@
+"""`make bench`: speed of the gate and its parts beside the naive path, on this machine."""

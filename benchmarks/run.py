@@ -1,0 +1,439 @@
+"""`make bench`: our gate side by side with the obvious alternatives, on this machine, in one run.
+
+Speed: production configurations (the members at configs/ensemble sizes, YOLO11-L at configs/yolo_spine.yaml's
+imgsz, the cache long side of configs/data.yaml), random weights. Accuracy changes: the demo-trained models on the
+phantom's test split. Every figure is the median of 5 timed runs after a warm-up. Ratios > 1 mean "ours is faster".
+Writes runs/bench/latest.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .assets import ROOT, gating_folder, production_models, production_settings, release_like_images
+from .timing import RUNS, median_s, ms
+
+VARIANTS = ["int8", "openvino-fp32", "openvino-bf16", "openvino-int8"]
+TARGETS = {
+    "end_to_end_vs_naive": (">=", 6), "reader_speedup": (">=", 3), "classifier_ort_vs_torch": (">=", 1.8),
+    "detector_ort_vs_torch": (">=", 1.8), "classifier_fast_vs_fp32": (">=", 3), "detector_fast_vs_fp32": (">=", 3),
+    "fast_auroc_delta": (">=", -0.5), "fast_map_delta": (">=", -1.0), "gate_overhead": ("<=", 1.3),
+    "gating_saving": (">=", 1.3), "pipelined_speedup": (">=", 1.1), "peak_rss_mb": ("<=", 1500),
+    "prepare_2_vs_1_workers": (">=", 1.6),
+}  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- the naive path a user would write ---------------------------------------------------------------------------
+
+
+class NaivePipeline:
+    """pydicom's full-resolution decode + the same preprocessing + the three members in PyTorch eager + Ultralytics
+    ``predict`` on the ``.pt`` weights."""
+
+    def __init__(self, checkpoints: Path, detector_pt: Path, cache_long_side: int, imgsz: int) -> None:
+        from ultralytics import YOLO
+
+        from dernet.ensemble.predict import load_member
+
+        saved = json.loads((checkpoints / "ensemble.json").read_text())
+        self.members = [load_member(m["checkpoint"]) for m in saved["members"]]
+        self.weights = np.array(saved["weights"]) / np.sum(saved["weights"])
+        self.detector = YOLO(str(detector_pt), task="detect")
+        self.cache_long_side, self.imgsz = cache_long_side, imgsz
+
+    def windowed(self, path: Path) -> np.ndarray:
+        import pydicom
+
+        from dernet.imaging import resize_long_side, to_uint8
+        from dernet.imaging.dicom import _monochrome_to_unit
+
+        ds = pydicom.dcmread(path)
+        unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
+        return to_uint8(resize_long_side(unit, self.cache_long_side))
+
+    def __call__(self, path: Path) -> tuple[float, int]:
+        import torch
+
+        from dernet.imaging import classifier_array, model_input
+
+        windowed = self.windowed(path)
+        with torch.inference_mode():
+            probs = [
+                float(torch.sigmoid(m(torch.from_numpy(classifier_array(windowed, int(m.hparams.image_size))))))
+                for m in self.members
+            ]
+        image = model_input(windowed, self.imgsz)
+        rgb = np.repeat(image[..., None], 3, axis=2)
+        boxes = self.detector.predict(rgb, imgsz=self.imgsz, conf=0.25, verbose=False, device="cpu")[0].boxes
+        return float(np.dot(self.weights, probs)), len(boxes)
+
+
+# --- measurements -----------------------------------------------------------------------------------------------
+
+
+def torch_vs_ort(production: Path, assets: Path) -> dict[str, Any]:
+    """Batch-1 latency of each model in PyTorch eager and in every runtime variant (ms)."""
+    import torch
+
+    from dernet.ensemble.predict import load_member
+    from dernet.export.classifier import EnsembleGraph
+    from dernet.export.manifest import load_manifest
+    from dernet.export.quantize import time_variants
+
+    manifest = load_manifest(production)
+    checkpoints = assets / "checkpoints"
+    saved = json.loads((checkpoints / "ensemble.json").read_text())
+    members = [load_member(m["checkpoint"]) for m in saved["members"]]
+    graph = EnsembleGraph(members, [int(m.hparams.image_size) for m in members], saved["weights"], "probability")
+    size, imgsz = manifest.classifier.input_size, manifest.detector.imgsz
+    x_cls = torch.rand(1, 1, size, size)
+    detector = _detector_module(checkpoints / "detector" / "weights" / "best.pt")
+    x_det = torch.rand(1, 3, imgsz, imgsz)
+    with torch.inference_mode():
+        torch_ms = {
+            "classifier": ms(median_s(lambda: graph.eval()(x_cls))),
+            "detector": ms(median_s(lambda: detector(x_det))),
+        }
+    log(f"PyTorch eager: {torch_ms}")
+    time_variants(production, ROOT / "data/prepared", VARIANTS)
+    data = json.loads((production / "manifest.json").read_text())
+    runtimes = {role: {n: e["ms"] for n, e in data[role]["variants"].items()} for role in ("classifier", "detector")}
+    log(f"runtimes: {runtimes}")
+    flops = {"classifier": _flops(graph.eval(), x_cls), "detector": _flops(detector, x_det)}
+    return {"torch_ms": torch_ms, "runtime_ms": runtimes, "flops": flops}
+
+
+def _detector_module(weights: Path):
+    import torch
+
+    model = torch.load(weights, map_location="cpu", weights_only=False)["model"].float().eval()
+    for module in model.modules():  # inference mode of the head: decoded boxes, as the export
+        if hasattr(module, "export"):
+            module.export = False
+    return model
+
+
+def _flops(model, example) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(example)
+    return float(counter.get_total_flops())
+
+
+def gemm_gflops(n: int = 2048) -> float:
+    """This machine's float32 matrix-multiply rate (numpy, all cores), the practical limit for these models."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    return round(2 * n**3 / median_s(lambda: a @ b) / 1e9, 1)
+
+
+def fast_choice(production: Path, demo_checked: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """Per model: the fastest variant on the production models among those the demo models' check accepted."""
+    data = json.loads((production / "manifest.json").read_text())
+    choice = {}
+    for role in ("classifier", "detector"):
+        timed = data[role]["variants"]
+        allowed = [n for n in timed if n == "fp32" or demo_checked[role].get(n, {}).get("accepted")]
+        choice[role] = min(allowed, key=lambda n: timed[n]["ms"])
+    return choice
+
+
+def accept_as_checked(production: Path, demo_checked: dict[str, dict[str, dict]]) -> None:
+    """Carry the demo models' accuracy verdicts to the random-weight production models (which have none)."""
+    path = production / "manifest.json"
+    data = json.loads(path.read_text())
+    for role in ("classifier", "detector"):
+        for name, entry in data[role]["variants"].items():
+            if name != "fp32":
+                entry["accepted"] = bool(demo_checked[role].get(name, {}).get("accepted"))
+    path.write_text(json.dumps(data, indent=2))
+
+
+def demo_variants(assets: Path) -> tuple[dict, Path]:
+    """A copy of the demo export with every variant made, timed and checked on the validation split."""
+    from dernet.export.quantize import add_variants
+
+    demo = assets / "demo_export"
+    shutil.rmtree(demo, ignore_errors=True)
+    shutil.copytree(ROOT / "export", demo)
+    return add_variants(demo, ROOT / "data/prepared", VARIANTS), demo
+
+
+def test_split_deltas(demo: Path, choice: dict[str, str]) -> tuple[float, float, dict]:
+    from dernet.gate.evaluate import evaluate_exported
+
+    def score(variant) -> tuple[float, float]:
+        result = evaluate_exported(demo, ROOT / "data/prepared", "test", None, bootstrap=0, variant=variant)
+        return result["models"]["ensemble"]["metrics"]["auroc"] * 100, result["detection"]["all"]["map50"] * 100
+
+    fp32 = score("fp32")
+    fast = score(choice)
+    return round(fast[0] - fp32[0], 3), round(fast[1] - fp32[1], 3), {"fp32": fp32, "fast": fast}
+
+
+def end_to_end(production: Path, assets: Path, image: Path, settings: dict) -> dict[str, float]:
+    from dernet.gate import Screener
+
+    screener = Screener(production)
+    ours = median_s(lambda: screener.screen(image, mode="all"))
+    result = screener.screen(image, mode="all")
+    naive = NaivePipeline(
+        assets / "checkpoints", assets / "checkpoints/detector/weights/best.pt",
+        settings["cache_long_side"], settings["imgsz"],
+    )  # fmt: skip
+    naive_s = median_s(lambda: naive(image))
+    return {"ours_ms": ms(ours), "naive_ms": ms(naive_s), "timings_ms": result.timings_ms,
+            "variants": screener.variants}  # fmt: skip
+
+
+def reader(image: Path, settings: dict) -> dict[str, float]:
+    """Our reader (reduced JPEG 2000 decode) to the model-ready classifier input vs a full decode + the same."""
+    import pydicom
+
+    from dernet.imaging import load_windowed, model_input, resize_long_side, to_uint8
+    from dernet.imaging.dicom import _monochrome_to_unit
+
+    long_side, size = settings["cache_long_side"], max(settings["member_sizes"].values())
+
+    def ours():
+        return model_input(load_windowed(image, long_side)[0], size)
+
+    def naive():
+        ds = pydicom.dcmread(image)
+        unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
+        return model_input(to_uint8(resize_long_side(unit, long_side)), size)
+
+    a, b = ours(), naive()
+    return {"ours_ms": ms(median_s(ours)), "naive_ms": ms(median_s(naive)),
+            "max_grey_difference": int(np.abs(a.astype(int) - b.astype(int)).max())}  # fmt: skip
+
+
+def mixed_models(assets: Path, demo_export: Path, production: Path) -> Path:
+    """The demo classifier (it separates the phantoms; with its checked variants) and the production detector (its
+    real cost)."""
+    folder = assets / "mixed"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    demo = json.loads((demo_export / "manifest.json").read_text())
+    prod = json.loads((production / "manifest.json").read_text())
+    for source, section in ((demo_export, demo["classifier"]), (production, prod["detector"])):
+        files = {section["file"], *(v["file"] for v in section.get("variants", {}).values() if "file" in v)}
+        for name in files:
+            os.link(source / name, folder / name) if _same_fs(source, folder) else shutil.copy(source / name, folder)
+    mixed = dict(demo, detector=prod["detector"], variants=sorted(set(demo["variants"]) | set(prod["variants"])))
+    (folder / "manifest.json").write_text(json.dumps(mixed, indent=2))
+    return folder
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def folder_run(models: Path, folder: Path, mode: str, prefetch: int = 2, variant="auto") -> float:
+    """Wall time of the gate on a folder, outputs included (the command line's own loop), median of 5."""
+    from dernet.gate import Screener
+    from dernet.gate.report import write_outputs
+    from dernet.inputs import collect_inputs, output_stems
+
+    screener = Screener(models, variant=variant)
+    files, _ = collect_inputs([folder])
+    stems = output_stems(files)
+
+    def run():
+        with tempfile.TemporaryDirectory() as out:
+            for path, result in zip(
+                files, screener.screen_many(((p, str(p)) for p in files), mode, prefetch=prefetch), strict=True
+            ):
+                write_outputs(result, Path(out), stems[path], screener.model_hashes)
+
+    return median_s(run)
+
+
+def peak_rss_mb(models: Path, folder: Path, mode: str = "all") -> float:
+    """Peak resident memory of `python -m dernet.gate` on the folder, in a fresh process."""
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so a child forked from this (large)
+    # bench process would report the bench's own memory.
+    code = (
+        "import runpy, sys; sys.argv = sys.argv[1:]\n"
+        "try:\n    runpy.run_module('dernet.gate', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print('PEAK_KB', hwm, file=sys.stderr)"
+    )
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run(
+            [sys.executable, "-c", code, "dernet.gate", str(folder), "--models", str(models), "--out", out,
+             "--mode", mode],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+    line = [x for x in done.stderr.splitlines() if x.startswith("PEAK_KB")]
+    if not line:
+        raise RuntimeError(f"gate run failed: {done.stderr[-2000:]}")
+    return round(int(line[0].split()[1]) / 1024, 1)
+
+
+def prepare_workers(release: Path) -> dict[str, float]:
+    """Preparation throughput (images/s) of the release-like phantom with 1 and 2 worker processes."""
+    from dernet.datasets import PrepareConfig, prepare_dataset
+
+    count = len(list((release / "train_images").glob("*"))) + len(list((release / "test_images").glob("*")))
+    result = {}
+    for label, workers, decode_threads in (("1", 1, None), ("2", 2, None), ("1_single_thread_decode", 1, "1")):
+        config = PrepareConfig(long_side=production_settings()["cache_long_side"], workers=workers, folds=2)
+
+        def run(config=config):
+            with tempfile.TemporaryDirectory() as out:
+                prepare_dataset(release, Path(out), config, progress=False)
+
+        saved = os.environ.get("OPJ_NUM_THREADS")
+        if decode_threads:  # one worker as it ran before OpenJPEG got threads: what 2 workers scale from
+            os.environ["OPJ_NUM_THREADS"] = decode_threads
+        try:
+            result[label] = round(count / median_s(run), 2)
+        finally:
+            if saved is not None:
+                os.environ["OPJ_NUM_THREADS"] = saved
+    return {"images": count, **{f"images_per_s_{k}": v for k, v in result.items()}}
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+def run(out_dir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    assets = out_dir / "assets"
+    settings = production_settings()
+    if not (ROOT / "export/manifest.json").is_file() or not (ROOT / "data/phantom/summary.json").is_file():
+        raise FileNotFoundError("export/manifest.json or data/phantom/: run `make demo` first (the bench uses them)")
+    log("assets: production-size models (random weights) and release-like phantoms (cached after the first run)")
+    production = production_models(assets, ROOT / "data/prepared", VARIANTS)
+    release, abnormal, _ = release_like_images(assets, count=32)
+    gating = gating_folder(assets, ROOT / "data/phantom", 40)
+
+    log("runtimes of each model: PyTorch eager, ONNX Runtime fp32/int8, OpenVINO fp32/bf16/int8")
+    runtimes = torch_vs_ort(production, assets)
+    log("accuracy of each variant on the demo models (val check, then the test split)")
+    checked, demo = demo_variants(assets)
+    choice = fast_choice(production, checked)
+    accept_as_checked(production, checked)
+    auroc_delta, map_delta, accuracy = test_split_deltas(demo, choice)
+
+    log(f"end to end on one release-like abnormal image ({abnormal[0].name})")
+    e2e = end_to_end(production, assets, abnormal[0], settings)
+    read = reader(abnormal[0], settings)
+    log("gating and pipelining on folders")
+    mixed = mixed_models(assets, demo, production)
+    gate_s, all_s = folder_run(mixed, gating, "gate"), folder_run(mixed, gating, "all")
+    demo_gate_s, demo_all_s = folder_run(ROOT / "export", gating, "gate"), folder_run(ROOT / "export", gating, "all")
+    pipe_folder = release / "train_images"
+    sequential_s = folder_run(production, pipe_folder, "all", prefetch=0)
+    pipelined_s = folder_run(production, pipe_folder, "all", prefetch=2)
+    rss = peak_rss_mb(mixed, gating)
+    log("preparation with 1 and 2 workers")
+    prep = prepare_workers(release)
+    gemm = gemm_gflops()
+
+    rt, torch_ms, flops = runtimes["runtime_ms"], runtimes["torch_ms"], runtimes["flops"]
+    model_ms = rt["classifier"][e2e["variants"]["classifier"]] + rt["detector"][e2e["variants"]["detector"]]
+    gflops = {}
+    for role in ("classifier", "detector"):
+        timed = {"pytorch": torch_ms[role], **rt[role]}
+        gflops[role] = {name: round(flops[role] / (t / 1000) / 1e9, 1) for name, t in timed.items()}
+    result = {
+        "end_to_end_vs_naive": round(e2e["naive_ms"] / e2e["ours_ms"], 2),
+        "reader_speedup": round(read["naive_ms"] / read["ours_ms"], 2),
+        "classifier_ort_vs_torch": round(torch_ms["classifier"] / rt["classifier"]["fp32"], 2),
+        "detector_ort_vs_torch": round(torch_ms["detector"] / rt["detector"]["fp32"], 2),
+        "classifier_fast_vs_fp32": round(rt["classifier"]["fp32"] / rt["classifier"][choice["classifier"]], 2),
+        "detector_fast_vs_fp32": round(rt["detector"]["fp32"] / rt["detector"][choice["detector"]], 2),
+        "fast_runtime": f"classifier: {choice['classifier']}, detector: {choice['detector']}",
+        "fast_auroc_delta": auroc_delta,
+        "fast_map_delta": map_delta,
+        "gate_overhead": round(e2e["ours_ms"] / model_ms, 2),
+        "gating_saving": round(all_s / gate_s, 2),
+        "pipelined_speedup": round(sequential_s / pipelined_s, 2),
+        "peak_rss_mb": rss,
+        "prepare_2_vs_1_workers": round(prep["images_per_s_2"] / prep["images_per_s_1"], 2),
+        "gflops_per_s": {**gflops, "gemm_fp32_limit": gemm},
+        "details": {
+            "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+            "settings": settings,
+            "runs_per_figure": RUNS,
+            "end_to_end": e2e,
+            "reader": read,
+            "pytorch_ms": torch_ms,
+            "runtime_ms": rt,
+            "gflop_per_inference": {k: round(v / 1e9, 2) for k, v in flops.items()},
+            "accuracy_check_val": checked,
+            "accuracy_test_fp32_vs_fast": {k: [round(x, 3) for x in v] for k, v in accuracy.items()},
+            "gating_folder": {"images": 40, "gate_s": round(gate_s, 3), "all_s": round(all_s, 3),
+                              "models": "demo classifier + production detector",
+                              "demo_models_only": {"gate_s": round(demo_gate_s, 3), "all_s": round(demo_all_s, 3),
+                                                   "saving": round(demo_all_s / demo_gate_s, 2)}},
+            "pipelining": {"folder": str(pipe_folder), "images": len(list(pipe_folder.iterdir())),
+                           "sequential_s": round(sequential_s, 3), "pipelined_s": round(pipelined_s, 3)},
+            "prepare": prep,
+            "bench_seconds": round(time.perf_counter() - started, 1),
+        },
+    }  # fmt: skip
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| measure | value | target | met |", "|---|---|---|---|"]
+    for key, (op, target) in TARGETS.items():
+        value = result[key]
+        met = value >= target if op == ">=" else value <= target
+        lines.append(f"| `{key}` | {value} | {op} {target} | {'yes' if met else '**no**'} |")
+    lines.append(f"| `fast_runtime` | {result['fast_runtime']} | | |")
+    g = result["gflops_per_s"]
+    for role in ("classifier", "detector"):
+        rates = ", ".join(f"{k} {v}" for k, v in g[role].items())
+        lines.append(f"| `gflops_per_s.{role}` | {rates} | GEMM limit {g['gemm_fp32_limit']} | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs/bench", help="output folder (default: runs/bench)")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.out)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from dernet.fileio import write_json_atomic, write_text_atomic
+
+    table = markdown(result)
+    write_json_atomic(args.out / "latest.json", result)
+    write_text_atomic(args.out / "latest.md", table + "\n")
+    print(table)
+    print(f"\nwritten: {args.out / 'latest.json'} ({result['details']['bench_seconds']:.0f} s)")
+    return 0
