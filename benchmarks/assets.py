@@ -13,7 +13,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
@@ -139,7 +138,3 @@ def gating_folder(assets: Path, phantom: Path, count: int = 40) -> Path:
     for image in picked:
         shutil.copyfile(phantom / "test_images" / f"{image.image_id}.dicom", folder / f"{image.image_id}.dicom")
     return folder
-
-
-def seeded_rng() -> np.random.Generator:
-    return np.random.default_rng(0)

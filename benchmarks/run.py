@@ -39,6 +39,18 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def naive_windowed(path: Path, long_side: int) -> np.ndarray:
+    """The windowed cache image from pydicom's full-resolution decode (our reader decodes a reduced level)."""
+    import pydicom
+
+    from dernet.imaging import resize_long_side, to_uint8
+    from dernet.imaging.dicom import _monochrome_to_unit
+
+    ds = pydicom.dcmread(path)
+    unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
+    return to_uint8(resize_long_side(unit, long_side))
+
+
 # --- the naive path a user would write ---------------------------------------------------------------------------
 
 
@@ -57,22 +69,12 @@ class NaivePipeline:
         self.detector = YOLO(str(detector_pt), task="detect")
         self.cache_long_side, self.imgsz = cache_long_side, imgsz
 
-    def windowed(self, path: Path) -> np.ndarray:
-        import pydicom
-
-        from dernet.imaging import resize_long_side, to_uint8
-        from dernet.imaging.dicom import _monochrome_to_unit
-
-        ds = pydicom.dcmread(path)
-        unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
-        return to_uint8(resize_long_side(unit, self.cache_long_side))
-
     def __call__(self, path: Path) -> tuple[float, int]:
         import torch
 
         from dernet.imaging import classifier_array, model_input
 
-        windowed = self.windowed(path)
+        windowed = naive_windowed(path, self.cache_long_side)
         with torch.inference_mode():
             probs = [
                 float(torch.sigmoid(m(torch.from_numpy(classifier_array(windowed, int(m.hparams.image_size))))))
@@ -206,10 +208,7 @@ def end_to_end(production: Path, assets: Path, image: Path, settings: dict) -> d
 
 def reader(image: Path, settings: dict) -> dict[str, float]:
     """Our reader (reduced JPEG 2000 decode) to the model-ready classifier input vs a full decode + the same."""
-    import pydicom
-
-    from dernet.imaging import load_windowed, model_input, resize_long_side, to_uint8
-    from dernet.imaging.dicom import _monochrome_to_unit
+    from dernet.imaging import load_windowed, model_input
 
     long_side, size = settings["cache_long_side"], max(settings["member_sizes"].values())
 
@@ -217,9 +216,7 @@ def reader(image: Path, settings: dict) -> dict[str, float]:
         return model_input(load_windowed(image, long_side)[0], size)
 
     def naive():
-        ds = pydicom.dcmread(image)
-        unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
-        return model_input(to_uint8(resize_long_side(unit, long_side)), size)
+        return model_input(naive_windowed(image, long_side), size)
 
     a, b = ours(), naive()
     return {"ours_ms": ms(median_s(ours)), "naive_ms": ms(median_s(naive)),

@@ -14,6 +14,7 @@ def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list
     folder was given.
 
     A path that does not exist stays in the list: the reader rejects it with a clear reason, and the others run.
+    Raises FileNotFoundError when nothing at all is found (empty folders only).
     """
     files: list[Path] = []
     any_folder = False
@@ -27,6 +28,8 @@ def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list
             files.extend(found)
         else:
             files.append(path)
+    if not files:
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no files found")
     return list(dict.fromkeys(files)), any_folder
 
 

@@ -63,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(args: argparse.Namespace) -> int:
         files, _ = collect_inputs(args.paths, args.out)
-        if not files:
-            raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
         explainer = Explainer(args.checkpoints, args.method, args.long_side)
         stems = output_stems(files)
         failed = 0

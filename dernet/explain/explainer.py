@@ -19,7 +19,16 @@ import torch
 from ..datasets.tables import read_summary
 from ..ensemble.predict import load_member
 from ..ensemble.voting import combine
-from ..imaging import ClaheParams, ImageMeta, Letterbox, Source, letterbox, load_windowed, model_input
+from ..imaging import (
+    ClaheParams,
+    ImageMeta,
+    Letterbox,
+    Source,
+    classifier_array,
+    letterbox,
+    load_windowed,
+    model_input,
+)
 from .cam import METHODS, member_heatmap
 
 __all__ = ["Explainer", "Explanation", "combine_heatmaps", "find_ensemble_json"]
@@ -113,15 +122,14 @@ class Explainer:
         """Heatmaps of a windowed 8-bit image (what :func:`dernet.imaging.load_windowed` returns)."""
         maps, probs = [], []
         for member, size in zip(self.members, self.sizes, strict=True):
-            canvas, _ = letterbox(model_input(windowed, size, self.clahe), size, pad_value=0)
-            tensor = torch.from_numpy(canvas[None, None].astype(np.float32) / 255)
+            tensor = torch.from_numpy(classifier_array(windowed, size, self.clahe))  # the gate's own input
             heatmap, probability = member_heatmap(member, tensor, self.method)
             if size != self.size:
                 heatmap = cv2.resize(heatmap, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
             maps.append(heatmap)
             probs.append(probability)
         image = model_input(windowed, self.size, self.clahe)
-        canvas, geometry = letterbox(image, self.size, pad_value=0)
+        canvas, geometry = letterbox(image, self.size, pad_value=0)  # classifier_canvas, with its geometry
         return Explanation(
             member_heatmaps=dict(zip(self.names, maps, strict=True)),
             heatmap=combine_heatmaps(maps, self.weights),

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,9 @@ from ..cliutil import run_command
 from ..datasets.tables import read_table, split_rows
 from ..fileio import write_json_atomic
 from ..imaging import classifier_array, detector_array, load_windowed
+from ..timing import median_s
 from .manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
-from .variants import VARIANTS, engine_available
+from .variants import VARIANTS, engine_available, variant_entries
 from .verify import check_onnx
 
 __all__ = [
@@ -97,9 +96,9 @@ def quantize_int8(source: Path, target: Path, role: str, calibration: list[np.nd
         def get_next(self):
             return next(self._items, None)
 
-    import onnxruntime as ort
+    import onnx
 
-    input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
     root_logger = logging.getLogger()
     level = root_logger.level
     root_logger.setLevel(logging.ERROR)  # one "Axis 1 is out-of-range" line per 1-D weight (BatchNorm): harmless
@@ -130,17 +129,6 @@ def _quantize(source: Path, target: Path, role: str, reader) -> None:
             # the ranges would come from the last few images only. Memory is bounded by the image count instead:
             # the calibration graph keeps per-channel min/max vectors per image, not whole activations.
         )
-
-
-def median_ms(model, array: np.ndarray, runs: int = TIMED_RUNS) -> float:
-    """Median latency of ``model(array)`` in ms over ``runs`` timed calls after one warm-up call."""
-    model(array)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model(array)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def add_variants(
@@ -201,8 +189,9 @@ def time_variants(models: Path, data_dir: Path, variants: list[str], runs: int =
     for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
         sample = calibration_arrays(manifest, data_dir, role, 1)[0]
         for name in ["fp32", *variants]:
-            path = manifest.folder / (spec.file if name == "fp32" else spec.variants[name]["file"])
-            _record(models, role, name, {"ms": median_ms(load_model(path, name, runtime), sample, runs)})
+            path = manifest.folder / variant_entries(spec)[name]["file"]
+            model = load_model(path, name, runtime)
+            _record(models, role, name, {"ms": round(median_s(lambda m=model, x=sample: m(x), runs) * 1000, 2)})
 
 
 def check_variants(models: Path, data_dir: Path, variants: list[str], split: str = "val") -> None:

@@ -20,7 +20,7 @@ from ..export.variants import VARIANTS
 from ..inputs import collect_inputs, output_stems
 from .report import summary_line, write_outputs, write_summary_csv
 from .runtime import RuntimeOptions
-from .screening import MODES, Screener, Screening
+from .screening import MODES, Screener, Screening, load_explainer
 
 __all__ = ["main"]
 
@@ -91,11 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(args: argparse.Namespace) -> int:
         files, any_folder = collect_inputs(args.paths, args.out)
-        if not files:
-            raise FileNotFoundError(f"{', '.join(map(str, args.paths))}: no files found")
         runtime = RuntimeOptions(args.providers, args.threads)
         screener = Screener(args.models, runtime, variant=args.variant)  # ManifestError: exit 2
-        explainer = _explainer(args.checkpoints, screener) if args.explain else None
+        explainer = load_explainer(args.checkpoints, screener.manifest) if args.explain else None
         stems = output_stems(files)
         several = any_folder or len(files) > 1
         written = []
@@ -126,13 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if rejected else 0
 
     return run_command(run, args)
-
-
-def _explainer(checkpoints: Path, screener: Screener):
-    """The Grad-CAM explainer on the checkpoints behind the export (imports torch; only for --explain)."""
-    from ..explain import Explainer
-
-    return Explainer(checkpoints, long_side=screener.manifest.preprocessing.cache_long_side)
 
 
 def _heatmap(explainer, result: Screening):

@@ -36,7 +36,16 @@ from .detection import Detections, decode_detections
 from .rejection import rejection_reason
 from .runtime import RuntimeOptions
 
-__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "PreparedInput", "Screener", "Screening", "kept_by_mode"]
+__all__ = [
+    "FUSION_MIN_CONFIDENCE",
+    "MODES",
+    "Finding",
+    "PreparedInput",
+    "Screener",
+    "Screening",
+    "kept_by_mode",
+    "load_explainer",
+]
 
 MODES = ("gate", "fusion", "all")
 FUSION_MIN_CONFIDENCE = 0.5  # VinDr-SpineXR rule: below the threshold only confident boxes survive
@@ -239,6 +248,14 @@ class Screener:
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+
+
+def load_explainer(checkpoints: str | Path, manifest: Manifest):
+    """The Grad-CAM explainer (dernet.explain) on the checkpoints behind an export, reading images at the export's
+    cache long side. Imports torch: only for the gate's --explain and a web server started with checkpoints."""
+    from ..explain import Explainer
+
+    return Explainer(checkpoints, long_side=manifest.preprocessing.cache_long_side)
 
 
 def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..gate.report import build_report, render_overlay
 from ..gate.runtime import RuntimeOptions
-from ..gate.screening import MODES, Screener, Screening
+from ..gate.screening import MODES, Screener, Screening, load_explainer
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "create_app"]
 
@@ -44,7 +44,7 @@ def create_app(
     the PyTorch members (and torch) once, here.
     """
     screener = screener or Screener(models, runtime)
-    explainer = _explainer(checkpoints, screener) if checkpoints is not None else None
+    explainer = load_explainer(checkpoints, screener.manifest) if checkpoints is not None else None
     explain_lock = threading.Lock()  # grad-cam hooks the members per call: one explanation at a time
     limit = int(max_upload_mb * 1024 * 1024)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
@@ -118,12 +118,6 @@ def _upload_name(filename: str | None) -> str:
     """A neutral name for the report: file names can carry patient names, so only the extension is kept."""
     suffix = Path(filename or "").suffix.lower()
     return "upload" + (suffix if suffix in {".dcm", ".dicom", ".png", ".jpg", ".jpeg"} else "")
-
-
-def _explainer(checkpoints: str | Path, screener: Screener):
-    from ..explain import Explainer  # torch, only when explanations were asked for
-
-    return Explainer(checkpoints, long_side=screener.manifest.preprocessing.cache_long_side)
 
 
 def _report(result: Screening, screener: Screener, heatmap=None) -> dict[str, Any]:
