@@ -84,7 +84,7 @@ export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (ve
 	$(if $(QUANTIZE),$(PY) -m dernet.export.quantize --models $(EXPORT) --data $(PREPARED) --variants $(QUANTIZE))
 
 evaluate: install ## classification + per-class AP for each gate mode, from the exported models on SPLIT (default test)
-	$(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split $(SPLIT)
+	$(PY) -m dernet.evaluation --models $(EXPORT) --data $(PREPARED) --split $(SPLIT)
 
 gate: install ## screen files or folders with the exported models: make gate INPUT=path [ARGS="--mode fusion"]
 	@test -n "$(INPUT)" || { echo "usage: make gate INPUT=file-or-folder [ARGS=...]"; exit 2; }
@@ -111,7 +111,7 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	$(OFFLINE) $(PY) -m yolo_spine.train --config configs/demo/yolo_spine.yaml
 	$(OFFLINE) $(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
 	$(OFFLINE) $(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
-	$(OFFLINE) $(PY) -m dernet.gate.evaluate --models $(EXPORT) --data $(PREPARED) --split test
+	$(OFFLINE) $(PY) -m dernet.evaluation --models $(EXPORT) --data $(PREPARED) --split test
 	@rm -rf $(DEMO_INPUTS) runs/gate runs/explain
 	$(OFFLINE) $(PY) -m dernet.datasets samples --source $(PHANTOM) --out $(DEMO_INPUTS)
 	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from dernet.classes import CLASS_NAMES
 from dernet.datasets import synthesize
-from dernet.datasets.vindr import CLASS_NAMES, read_annotations
+from dernet.datasets.vindr import read_annotations
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = ("densenet121", "tf_efficientnetv2_s", "resnet50")

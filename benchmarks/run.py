@@ -22,6 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from dernet.cliutil import run_command
+from dernet.errors import MissingFileError
+from dernet.fileio import write_json_atomic, write_text_atomic
+from dernet.imaging import set_decoder_threads
+
 from .assets import ROOT, gating_folder, production_models, production_settings, release_like_images
 from .timing import RUNS, median_s, ms
 
@@ -44,7 +49,7 @@ def naive_windowed(path: Path, long_side: int) -> np.ndarray:
     import pydicom
 
     from dernet.imaging import resize_long_side, to_uint8
-    from dernet.imaging.dicom import _monochrome_to_unit
+    from dernet.imaging.dicom import _monochrome_to_unit  # the reader's own windowing, after pydicom's full decode
 
     ds = pydicom.dcmread(path)
     unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
@@ -93,9 +98,9 @@ def torch_vs_ort(production: Path, assets: Path) -> dict[str, Any]:
     """Batch-1 latency of each model in PyTorch eager and in every runtime variant (ms)."""
     import torch
 
+    from dernet.deploy.manifest import load_manifest
     from dernet.ensemble.predict import load_member
     from dernet.export.classifier import EnsembleGraph
-    from dernet.export.manifest import load_manifest
     from dernet.export.quantize import time_variants
 
     manifest = load_manifest(production)
@@ -180,7 +185,7 @@ def demo_variants(assets: Path) -> tuple[dict, Path]:
 
 
 def test_split_deltas(demo: Path, choice: dict[str, str]) -> tuple[float, float, dict]:
-    from dernet.gate.evaluate import evaluate_exported
+    from dernet.evaluation import evaluate_exported
 
     def score(variant) -> tuple[float, float]:
         result = evaluate_exported(demo, ROOT / "data/prepared", "test", None, bootstrap=0, variant=variant)
@@ -192,7 +197,7 @@ def test_split_deltas(demo: Path, choice: dict[str, str]) -> tuple[float, float,
 
 
 def end_to_end(production: Path, assets: Path, image: Path, settings: dict) -> dict[str, float]:
-    from dernet.gate import Screener
+    from dernet.deploy import Screener
 
     screener = Screener(production)
     ours = median_s(lambda: screener.screen(image, mode="all"))
@@ -246,8 +251,8 @@ def _same_fs(a: Path, b: Path) -> bool:
 
 def folder_run(models: Path, folder: Path, mode: str, prefetch: int = 2, variant="auto") -> float:
     """Wall time of the gate on a folder, outputs included (the command line's own loop), median of 5."""
-    from dernet.gate import Screener
-    from dernet.gate.report import write_outputs
+    from dernet.deploy import Screener
+    from dernet.deploy.report import write_outputs
     from dernet.inputs import collect_inputs, output_stems
 
     screener = Screener(models, variant=variant)
@@ -305,7 +310,9 @@ def prepare_workers(release: Path) -> dict[str, float]:
         try:
             result[label] = round(count / median_s(run), 2)
         finally:
-            if saved is not None:
+            if saved is None:
+                os.environ.pop("OPJ_NUM_THREADS", None)
+            else:
                 os.environ["OPJ_NUM_THREADS"] = saved
     return {"images": count, **{f"images_per_s_{k}": v for k, v in result.items()}}
 
@@ -318,7 +325,7 @@ def run(out_dir: Path) -> dict[str, Any]:
     assets = out_dir / "assets"
     settings = production_settings()
     if not (ROOT / "export/manifest.json").is_file() or not (ROOT / "data/phantom/summary.json").is_file():
-        raise FileNotFoundError("export/manifest.json or data/phantom/: run `make demo` first (the bench uses them)")
+        raise MissingFileError("export/manifest.json or data/phantom/: run `make demo` first (the bench uses them)")
     log("assets: production-size models (random weights) and release-like phantoms (cached after the first run)")
     production = production_models(assets, ROOT / "data/prepared", VARIANTS)
     release, abnormal, _ = release_like_images(assets, count=32)
@@ -421,16 +428,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench", help="output folder (default: runs/bench)")
     args = parser.parse_args(argv)
-    try:
-        result = run(args.out)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from dernet.fileio import write_json_atomic, write_text_atomic
 
-    table = markdown(result)
-    write_json_atomic(args.out / "latest.json", result)
-    write_text_atomic(args.out / "latest.md", table + "\n")
-    print(table)
-    print(f"\nwritten: {args.out / 'latest.json'} ({result['details']['bench_seconds']:.0f} s)")
-    return 0
+    def bench(args: argparse.Namespace) -> int:
+        set_decoder_threads()  # as the gate's command line does
+        result = run(args.out)
+        table = markdown(result)
+        write_json_atomic(args.out / "latest.json", result)
+        write_text_atomic(args.out / "latest.md", table + "\n")
+        print(table)
+        print(f"\nwritten: {args.out / 'latest.json'} ({result['details']['bench_seconds']:.0f} s)")
+        return 0
+
+    return run_command(bench, args)

@@ -1,5 +1,5 @@
-"""`python -m dernet ...`: see dernet.ensemble.cli."""
+"""`python -m dernet ...`: see dernet.ensemble.cli (the 'train' extra)."""
 
-from .ensemble.cli import main
+from .cliutil import run_main
 
-raise SystemExit(main())
+raise SystemExit(run_main("dernet.ensemble.cli"))

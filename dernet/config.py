@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .errors import UserError
 from .imaging.transforms import ClaheParams
 
 __all__ = ["ConfigError", "from_mapping", "load_clahe_params", "load_yaml"]
@@ -16,7 +17,7 @@ __all__ = ["ConfigError", "from_mapping", "load_clahe_params", "load_yaml"]
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or key the user got wrong; the message says what to write instead."""
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import MissingFileError
+
 __all__ = ["collect_inputs", "output_stems"]
 
 
@@ -14,7 +16,7 @@ def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list
     folder was given.
 
     A path that does not exist stays in the list: the reader rejects it with a clear reason, and the others run.
-    Raises FileNotFoundError when nothing at all is found (empty folders only).
+    Raises :class:`MissingFileError` when nothing at all is found (empty folders only).
     """
     files: list[Path] = []
     any_folder = False
@@ -29,7 +31,7 @@ def collect_inputs(paths: list[Path], out_dir: Path | None = None) -> tuple[list
         else:
             files.append(path)
     if not files:
-        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no files found")
+        raise MissingFileError(f"{', '.join(map(str, paths))}: no files found")
     return list(dict.fromkeys(files)), any_folder
 
 

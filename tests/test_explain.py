@@ -99,7 +99,7 @@ def test_combination_uses_the_voting_weights(explainer: Explainer, abnormal_dico
 def test_explainer_probability_is_the_exported_classifiers(
     explainer: Explainer, exported_models: Path, abnormal_dicom: Path
 ) -> None:
-    from dernet.gate import Screener
+    from dernet.deploy import Screener
 
     screening = Screener(exported_models).screen(abnormal_dicom)
     assert explainer.explain(abnormal_dicom).probability == pytest.approx(screening.probability, abs=1e-4)

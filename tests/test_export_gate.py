@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-from dernet.export.manifest import load_manifest, sha256_of
+from dernet.deploy.manifest import load_manifest, sha256_of
 from dernet.gate.cli import main as gate_main
 from dernet.imaging import load_windowed
 
-REPORT_KEYS = {"input", "status", "reason", "overlay", "heatmap", "image", "abnormal_probability", "threshold",
-               "abnormal", "mode", "findings", "timings_ms", "models", "runtime"}  # fmt: skip
+REPORT_KEYS = {"input", "status", "reason", "reason_code", "overlay", "heatmap", "image", "abnormal_probability",
+               "threshold", "abnormal", "mode", "findings", "timings_ms", "models", "runtime"}  # fmt: skip
 
 
 def _phantom_files(phantom_dir: Path, abnormal: bool, count: int) -> list[Path]:
@@ -123,6 +123,7 @@ def test_gate_reports_dicom_png_and_jpeg(exported_models: Path, inputs: Path, tm
     manifest = load_manifest(exported_models)
     for report in reports.values():
         assert set(report) == REPORT_KEYS and report["status"] == "ok" and report["reason"] is None
+        assert report["reason_code"] is None and isinstance(report["image"]["notes"], list)
         assert 0.0 <= report["abnormal_probability"] <= 1.0 and report["mode"] == "all"
         assert report["abnormal"] == (report["abnormal_probability"] >= report["threshold"])
         assert report["models"] == {"classifier": manifest.classifier.sha256, "detector": manifest.detector.sha256}
@@ -139,7 +140,9 @@ def test_gate_reports_dicom_png_and_jpeg(exported_models: Path, inputs: Path, tm
     assert dicom["photometric"] in {"MONOCHROME1", "MONOCHROME2"} and max(dicom["width"], dicom["height"]) == 256
     assert reports["exported.png.json"]["image"]["width"] == reports["abnormal.dcm.json"]["image"]["width"]
     summary = (out / "summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + len(reports) and summary[0].startswith("input,status,reason,abnormal_probability")
+    assert len(summary) == 1 + len(reports) and summary[0].startswith(
+        "input,status,reason,reason_code,abnormal_probability"
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(inputs))]
     assert len(lines) == len(reports) and all(" p=" in line for line in lines)
 
@@ -155,7 +158,7 @@ def test_gate_mode_skips_the_detector_below_the_threshold(exported_models: Path,
 
 
 class _FakeDetector:
-    """An inference-model stand-in (dernet.gate.backends) whose raw output holds two boxes, scoring 0.9 and 0.3."""
+    """An inference-model stand-in (dernet.deploy.engines) whose raw output holds two boxes, scoring 0.9 and 0.3."""
 
     def __init__(self, imgsz: int) -> None:
         self.raw = np.zeros((1, 11, 4), np.float32)
@@ -170,7 +173,7 @@ class _FakeDetector:
 
 @pytest.mark.parametrize(("mode", "expected"), [("gate", []), ("fusion", [0.9]), ("all", [0.9, 0.3])])
 def test_modes_below_the_threshold(exported_models: Path, inputs: Path, mode: str, expected: list[float]) -> None:
-    from dernet.gate import Screener
+    from dernet.deploy import Screener
 
     screener = Screener(exported_models)
     screener.detector = _FakeDetector(screener.manifest.detector.imgsz)
@@ -215,22 +218,25 @@ def test_rejections_have_reasons_and_never_stop_the_others(
 ) -> None:
     files = _rejects(tmp_path, phantom_dir)
     out = tmp_path / "out"
-    code = gate_main([str(tmp_path / "rejects"), "--models", str(exported_models), "--out", str(out)])
+    missing = tmp_path / "rejects" / "vanished.dcm"  # named on the command line, not there
+    code = gate_main([str(tmp_path / "rejects"), str(missing), "--models", str(exported_models), "--out", str(out)])
     assert code == 1
     reports = {Path(r["input"]).name: r for r in _reports(out).values()}
-    assert set(reports) == set(files)
+    assert set(reports) == set(files) | {"vanished.dcm"}
     assert reports["good.dcm"]["status"] == "ok"
     expected = {
-        "report.dcm": "without pixel data",
-        "multiframe.dcm": "multi-frame",
-        "ct.dcm": "modality CT",
-        "truncated.dcm": "truncated",
-        "notes.txt": "not a DICOM, PNG or JPEG",
-        "blank.png": "near-constant",
-        "tiny.png": "too small",
+        "report.dcm": ("without pixel data", "no_pixel_data"),
+        "multiframe.dcm": ("multi-frame", "multi_frame"),
+        "ct.dcm": ("modality CT", "not_radiograph"),
+        "truncated.dcm": ("truncated", "corrupt"),
+        "notes.txt": ("not a DICOM, PNG or JPEG", "not_an_image"),
+        "blank.png": ("near-constant", "near_constant"),
+        "tiny.png": ("too small", "too_small"),
+        "vanished.dcm": ("no such file", "not_found"),
     }
-    for name, phrase in expected.items():
+    for name, (phrase, code) in expected.items():
         assert reports[name]["status"] == "rejected" and phrase in reports[name]["reason"], (name, reports[name])
+        assert reports[name]["reason_code"] == code, (name, reports[name])
         assert reports[name]["overlay"] is None and reports[name]["abnormal_probability"] is None
     assert "REJECTED" in capsys.readouterr().out
 
@@ -242,6 +248,22 @@ def test_gate_usage_errors_exit_2_with_one_line(exported_models: Path, inputs: P
     with pytest.raises(SystemExit) as exit_info:
         gate_main([str(inputs), "--models", str(exported_models), "--threshold", "1.5"])
     assert exit_info.value.code == 2
+
+
+def test_a_bug_keeps_its_traceback_while_a_missing_file_is_one_line(exported_models: Path, inputs: Path) -> None:
+    """A ValueError inside a command is a bug, not the user's mistake: non-zero, with its traceback."""
+    bug = (
+        "import sys; from dernet.deploy import screening\n"
+        "def broken(*args, **kwargs): raise ValueError('an internal bug')\n"
+        "screening.Screener.__init__ = broken\n"
+        "from dernet.gate.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = [str(inputs), "--models", str(exported_models)]
+    done = subprocess.run([sys.executable, "-c", bug, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode not in (0, 2) and "Traceback" in done.stderr and "ValueError: an internal bug" in done.stderr
+    missing = [sys.executable, "-m", "dernet.gate", str(inputs / "nowhere"), "--models", str(exported_models / "none")]
+    done = subprocess.run(missing, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_same_file_names_in_two_folders_get_separate_reports(
@@ -294,7 +316,7 @@ def test_gate_never_imports_torch_or_ultralytics(exported_models: Path, inputs: 
 
 def test_evaluate_scores_each_gate_mode(exported_models: Path, trained: dict, tmp_path: Path) -> None:
     from dernet.datasets.tables import read_table, split_rows
-    from dernet.gate.evaluate import FUSION_NAME, evaluate_exported
+    from dernet.evaluation import FUSION_NAME, evaluate_exported
 
     result = evaluate_exported(exported_models, trained["prepared"], "test", tmp_path, bootstrap=50)
     assert result["images"] == len(split_rows(read_table(trained["prepared"]), "test"))
@@ -308,7 +330,7 @@ def test_evaluate_scores_each_gate_mode(exported_models: Path, trained: dict, tm
 
 
 def test_reports_alone_can_be_scored(exported_models: Path, phantom_dir: Path, tmp_path: Path) -> None:
-    from dernet.gate.evaluate import main as evaluate_main
+    from dernet.evaluation.cli import main as evaluate_main
 
     out = tmp_path / "reports"
     args = [str(phantom_dir / "test_images"), "--models", str(exported_models), "--out", str(out), "--mode", "all"]

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from dernet.datasets.phantom import render_phantom, sample_spec
 from dernet.datasets.phantom_dicom import Encoding, write_phantom_dicom
-from dernet.imaging import ImageReadError, ImageWarning, load_windowed, read_image, resize_long_side, to_uint8
+from dernet.imaging import ImageReadError, load_windowed, read_image, resize_long_side, to_uint8
 
 
 def bundled(name: str) -> str:
@@ -63,37 +63,41 @@ def test_other_syntaxes_decode_to_a_full_range_image(name: str) -> None:
 @pytest.mark.parametrize(
     "name", ["SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_jpeg_gdcm.dcm", "examples_palette.dcm", "SC_rgb_rle.dcm"]
 )
-def test_colour_dicom_becomes_grayscale_with_a_warning(name: str) -> None:
+def test_colour_dicom_becomes_grayscale_with_a_note(name: str) -> None:
     """JPEG baseline (YBR), JPEG lossless (RGB), palette colour and RLE colour files."""
-    with pytest.warns(ImageWarning, match="grayscale"):
-        image, meta = read_image(bundled(name))
+    image, meta = read_image(bundled(name))
+    assert any("converted to grayscale" in note for note in meta.notes), meta.notes
     assert image.ndim == 2 and image.shape == (meta.height, meta.width)
     assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.01
 
 
 @pytest.mark.parametrize(
-    ("name", "reason"),
+    ("name", "reason", "kind"),
     [
-        ("test-SR.dcm", "without pixel data"),
-        ("rtdose.dcm", "multi-frame DICOM \\(15 frames\\)"),
-        ("MR_truncated.dcm", "corrupt or truncated pixel data"),
+        ("test-SR.dcm", "without pixel data", "no_pixel_data"),
+        ("rtdose.dcm", "multi-frame DICOM \\(15 frames\\)", "multi_frame"),
+        ("MR_truncated.dcm", "corrupt or truncated pixel data", "corrupt"),
     ],
 )
-def test_bundled_files_that_are_not_radiographs_are_rejected(name: str, reason: str) -> None:
+def test_bundled_files_that_are_not_radiographs_are_rejected(name: str, reason: str, kind: str) -> None:
     with pytest.raises(ImageReadError, match=reason) as info:
         read_image(bundled(name))
     assert name in str(info.value) and "\n" not in str(info.value)
+    assert info.value.kind == kind
 
 
 def test_rejections_name_the_file_and_the_reason(tmp_path: Path) -> None:
     text = tmp_path / "notes.dcm"
     text.write_text("not an image at all")
-    with pytest.raises(ImageReadError, match=r"notes\.dcm: not a DICOM, PNG or JPEG file"):
+    with pytest.raises(ImageReadError, match=r"notes\.dcm: not a DICOM, PNG or JPEG file") as info:
         read_image(text)
-    with pytest.raises(ImageReadError, match=r"missing\.dicom: no such file"):
+    assert info.value.kind == "not_an_image"
+    with pytest.raises(ImageReadError, match=r"missing\.dicom: no such file") as info:
         read_image(tmp_path / "missing.dicom")
-    with pytest.raises(ImageReadError, match="is a folder"):
+    assert info.value.kind == "not_found"
+    with pytest.raises(ImageReadError, match="is a folder") as info:
         read_image(tmp_path)
+    assert info.value.kind == "unreadable"
 
 
 PHANTOM_LESIONS = [1, 4]

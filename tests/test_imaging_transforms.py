@@ -12,7 +12,6 @@ import pytest
 from dernet.imaging import (
     ClaheParams,
     ImageReadError,
-    ImageWarning,
     apply_clahe,
     letterbox,
     load_windowed,
@@ -43,18 +42,18 @@ def test_png_8_and_16_bit_and_jpeg_read_alike(tmp_path: Path, gradient: np.ndarr
     assert np.abs(jpeg - eight).max() < 0.05
 
 
-def test_colour_png_is_converted_with_a_warning_only_when_channels_differ(tmp_path: Path, gradient) -> None:
+def test_colour_png_is_converted_with_a_note_only_when_channels_differ(tmp_path: Path, gradient) -> None:
     grey_rgb = np.dstack([gradient] * 3)
     cv2.imwrite(str(tmp_path / "grey.png"), grey_rgb)
     colour = grey_rgb.copy()
     colour[..., 2] = 255 - colour[..., 2]
     cv2.imwrite(str(tmp_path / "colour.png"), colour)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", ImageWarning)
-        image, _ = read_image(tmp_path / "grey.png")
+        warnings.simplefilter("error")  # notes are data on the metadata, never warnings
+        image, grey_meta = read_image(tmp_path / "grey.png")
+        _, colour_meta = read_image(tmp_path / "colour.png")
     np.testing.assert_allclose(image, gradient / 255.0, atol=1e-6)
-    with pytest.warns(ImageWarning, match="colour.png: colour image converted to grayscale"):
-        read_image(tmp_path / "colour.png")
+    assert grey_meta.notes == () and colour_meta.notes == ("colour image converted to grayscale",)
 
 
 def test_truncated_png_is_rejected(tmp_path: Path, gradient: np.ndarray) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dernet.export.manifest import load_manifest
+from dernet.deploy import Screener
+from dernet.deploy.engines import RuntimeOptions, load_model
+from dernet.deploy.manifest import load_manifest
+from dernet.deploy.variants import VARIANTS, choose_variant, engine_available
 from dernet.export.quantize import add_variants, calibration_arrays
-from dernet.export.variants import VARIANTS, choose_variant, engine_available
-from dernet.gate import Screener
-from dernet.gate.backends import load_model
-from dernet.gate.runtime import RuntimeOptions
 
 from .test_export_gate import _phantom_files
 
@@ -126,3 +125,27 @@ def test_pipelined_folder_run_gives_the_sequential_reports(exported_models: Path
         assert (a.status, a.reason, a.probability) == (b.status, b.reason, b.probability)
         assert a.findings == b.findings and a.member_probabilities == b.member_probabilities
     assert pipelined[-1].status == "rejected" and "no such file" in pipelined[-1].reason
+
+
+def test_quantizing_leaves_the_callers_logging_alone(exported_models: Path, trained: dict, tmp_path: Path) -> None:
+    """The 1-D BatchNorm scales are quantized per tensor on request, so ONNX Runtime has nothing to warn about
+    through the root logger, and nothing here changes the root logger's level or handlers."""
+    import logging
+
+    from dernet.export.quantize import quantize_int8
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    records: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.DEBUG)
+    catcher.emit = records.append  # type: ignore[method-assign]
+    root.addHandler(catcher)
+    try:
+        manifest = load_manifest(exported_models)
+        calibration = calibration_arrays(manifest, trained["prepared"], "classifier", 2)
+        quantize_int8(manifest.path_of(manifest.classifier), tmp_path / "int8.onnx", "classifier", calibration)
+    finally:
+        root.removeHandler(catcher)
+    assert (root.level, list(root.handlers)) == before
+    assert not [r.getMessage() for r in records if r.levelno >= logging.WARNING and "out-of-range" in r.getMessage()]
+    assert (tmp_path / "int8.onnx").stat().st_size > 0

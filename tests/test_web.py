@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from dernet.gate import Screener  # noqa: E402
+from dernet.deploy import Screener  # noqa: E402
 from dernet.web.app import create_app  # noqa: E402
 
 from .test_export_gate import REPORT_KEYS, _phantom_files, _rejects  # noqa: E402
@@ -88,15 +88,18 @@ def test_unsupported_and_rejected_inputs(client: TestClient, tmp_path: Path, pha
     files = _rejects(tmp_path, phantom_dir)
     text = _post(client, files["notes.txt"])
     assert text.status_code == 415 and text.json()["reason"].endswith("not a DICOM, PNG or JPEG file")
-    for name, phrase in [
-        ("report.dcm", "without pixel data"),
-        ("truncated.dcm", "truncated"),
-        ("ct.dcm", "modality CT"),
+    assert text.json()["reason_code"] == "not_an_image"
+    for name, phrase, code in [
+        ("report.dcm", "without pixel data", "no_pixel_data"),
+        ("truncated.dcm", "truncated", "corrupt"),
+        ("ct.dcm", "modality CT", "not_radiograph"),
+        ("blank.png", "near-constant", "near_constant"),
     ]:
         response = _post(client, files[name])
         assert response.status_code == 422, name
         body = response.json()
         assert body["status"] == "rejected" and phrase in body["reason"] and body["overlay_png_base64"] is None
+        assert body["reason_code"] == code
     assert _post(client, files["good.dcm"], mode="nonsense").status_code == 422
 
 
@@ -111,6 +114,27 @@ def test_four_concurrent_requests_get_their_own_reports(
     assert [r.status_code for r in responses] == [200] * 4
     got = [r.json()["abnormal_probability"] for r in responses]
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_concurrent_requests_each_get_only_their_own_notes(
+    client: TestClient, phantom_dir: Path, tmp_path: Path
+) -> None:
+    """The reader's conversion notes are data on each result, never process-wide warnings that threads share."""
+    from dernet.imaging import load_windowed
+
+    windowed, _ = load_windowed(_phantom_files(phantom_dir, True, 1)[0], 256)
+    grey = np.dstack([windowed] * 3)
+    colour = grey.copy()
+    colour[..., 0] = 255 - colour[..., 0]
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)
+    paths = [tmp_path / "colour.png", tmp_path / "grey.png"] * 6
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda p: _post(client, p), paths))
+    for path, response in zip(paths, responses, strict=True):
+        assert response.status_code == 200
+        notes = response.json()["image"]["notes"]
+        assert notes == (["colour image converted to grayscale"] if path.name == "colour.png" else []), path.name
 
 
 def test_uploads_leave_no_files_behind(client: TestClient, phantom_dir: Path, tmp_path: Path, monkeypatch) -> None:

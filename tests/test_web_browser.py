@@ -17,7 +17,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
-from dernet.gate import Screener  # noqa: E402
+from dernet.deploy import Screener  # noqa: E402
 from dernet.web.app import create_app  # noqa: E402
 
 from .test_export_gate import _phantom_files  # noqa: E402

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -153,3 +156,32 @@ def test_evaluation_writes_the_paper_table(trained_run: dict, prepared_dir: Path
     assert 0.0 <= result["map50"] <= 1.0 and 0.0 <= result["ultralytics_map50"] <= 1.0
     assert result["images"] == len(list((prepared_dir / "images" / "test").glob("*.png")))
     assert (trained_run["run"] / "pr_test.png").stat().st_size > 5_000
+
+
+def test_options_reach_a_ddp_worker_without_the_environment(prepared_dir: Path, tmp_path: Path) -> None:
+    """Ultralytics starts each DDP worker from a script it writes, holding the pickled trainer class: our options
+    travel on that class. The worker script runs here as torch.distributed would run it, up to training."""
+    from ultralytics.utils.dist import generate_ddp_file
+
+    from yolo_spine.options import SpineOptions
+    from yolo_spine.trainer import SpineDetectionTrainer
+
+    options = SpineOptions(clahe_clip_limit=3.5, clahe_tile_grid=4, focal=False, focal_gamma=1.5)
+    overrides = {"model": "yolo11n.yaml", "data": str(prepared_dir / "data.yaml"), "imgsz": 64, "epochs": 1,
+                 "project": str(tmp_path), "name": "run", "device": "cpu", "plots": False}  # fmt: skip
+    trainer = SpineDetectionTrainer.with_options(options)(overrides=overrides)
+    assert trainer.options == options and SpineDetectionTrainer.options == SpineOptions()  # bound, not global
+    script = Path(generate_ddp_file(trainer))
+    try:
+        source = script.read_text()
+        assert "trainer.train()" in source
+        probe = tmp_path / "worker.py"
+        probe.write_text(source.replace("trainer.train()", "print('WORKER', repr(trainer.options))"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_SPINE")}
+        done = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        script.unlink(missing_ok=True)
+        script.with_suffix(".pt").unlink(missing_ok=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"WORKER {options!r}" in done.stdout
+    assert json.loads((tmp_path / "run" / "spine_options.json").read_text())["clahe_clip_limit"] == 3.5

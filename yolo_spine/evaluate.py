@@ -4,6 +4,9 @@ VinDr-SpineXR protocol: every image of the split (false positives on normal imag
 low confidence (0.001), boxes mapped back to original pixels, COCO 101-point AP at IoU 0.5 (pycocotools, via
 `dernet.metrics`). Ultralytics' own val mAP50 is reported beside it. Writes evaluation_<split>.{md,json} and
 pr_<split>.png next to the weights' run folder.
+
+The training stack (the 'train' extra) is imported inside the functions that use it, so that `python -m
+yolo_spine.evaluate` on an install without it says so in one line.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dernet.classes import CLASS_NAMES
 from dernet.cliutil import run_command
 from dernet.datasets.labels import read_yolo_boxes
-from dernet.datasets.tables import read_table, split_rows
-from dernet.datasets.vindr import CLASS_NAMES
+from dernet.errors import MissingFileError, require_extra
 from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
-from dernet.metrics import DetectionSample, average_precision_50
-from dernet.metrics.tables import detection_table, plot_pr
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
 from .options import SpineOptions
@@ -45,11 +46,15 @@ def evaluate_detector(
     ensure_ultralytics_config_dir()
     from ultralytics import YOLO
 
+    from dernet.metrics import average_precision_50
+    from dernet.metrics.tables import plot_pr
+
+    from .validator import SpineDetectionValidator
+
     if not Path(weights).is_file():
-        raise FileNotFoundError(f"{weights}: no such weights file; train first (make train-yolo)")
+        raise MissingFileError(f"{weights}: no such weights file; train first (make train-yolo)")
     run_dir = Path(weights).resolve().parent.parent
     options = SpineOptions.for_run(run_dir)
-    options.to_env()  # for Ultralytics' validator
     model = YOLO(str(weights), task="detect")
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
     samples = _predict(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
@@ -57,7 +62,7 @@ def evaluate_detector(
     result.update(split=split, images=len(samples), imgsz=imgsz, conf=conf, weights=str(weights))
     if ultralytics_val:
         metrics = model.val(
-            validator=_validator(),
+            validator=SpineDetectionValidator.with_options(options),
             data=str(Path(data_dir) / "data.yaml"),
             split=split,
             imgsz=imgsz,
@@ -75,20 +80,16 @@ def evaluate_detector(
     return result
 
 
-def _validator():
-    from .validator import SpineDetectionValidator
+def _predict(model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams) -> list:
+    """One :class:`dernet.metrics.DetectionSample` per image of ``split``."""
+    from dernet.datasets.tables import read_table, split_rows
+    from dernet.metrics import DetectionSample
 
-    return SpineDetectionValidator
-
-
-def _predict(
-    model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams
-) -> list[DetectionSample]:
     samples = []
     for row in split_rows(read_table(data_dir), split).itertuples():
         cache = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
         if cache is None:
-            raise FileNotFoundError(f"{data_dir / row.path}: missing; run prepare again")
+            raise MissingFileError(f"{data_dir / row.path}: missing; run prepare again")
         image = cv2.cvtColor(model_input(cache, imgsz, clahe), cv2.COLOR_GRAY2BGR)
         pred = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, max_det=300, verbose=False)[0].boxes
         scale = np.array([row.width / image.shape[1], row.height / image.shape[0]] * 2)
@@ -110,6 +111,8 @@ def _predict(
 
 def format_table(result: dict[str, Any]) -> str:
     """Markdown in the papers' column order (LT2 ... LT13, mAP), AP in percent."""
+    from dernet.metrics.tables import detection_table
+
     lines = [
         f"Split `{result['split']}`: {result['images']} images, imgsz {result['imgsz']}, conf >= {result['conf']}; "
         "AP@0.5 (COCO 101-point, pycocotools).",
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        require_extra("train")
         result = evaluate_detector(args.weights, args.data, args.split, args.imgsz, args.conf)
         print(format_table(result))
         print(f"\nwritten: evaluation_{args.split}.{{md,json}} and pr_{args.split}.png in {args.weights.parent.parent}")

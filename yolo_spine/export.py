@@ -2,7 +2,8 @@
 
 The detector through Ultralytics' ONNX exporter, without NMS in the graph (the gate runs OpenCV's NMS, so one
 file serves screening at conf 0.25 and evaluation at 0.001), verified against the PyTorch model after NMS, and
-recorded in export/manifest.json.
+recorded in export/manifest.json. The training stack (the 'train' extra) is imported inside the functions that use
+it, so that `python -m yolo_spine.export` on an install without it says so in one line.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dernet.classes import CLASS_NAMES
 from dernet.cliutil import run_command
-from dernet.datasets.tables import read_summary, read_table, split_rows
-from dernet.datasets.vindr import CLASS_NAMES
-from dernet.export.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
+from dernet.deploy.detection import Detections, decode_detections
+from dernet.deploy.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
+from dernet.errors import MissingFileError, UsageError, require_extra
 from dernet.export.verify import ExportVerificationError, check_onnx, ort_session
-from dernet.gate.detection import Detections, decode_detections
 from dernet.imaging import detector_array
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
@@ -51,18 +52,20 @@ def export_detector(
     """Export ``weights`` to ``out_dir/yolo_spine.onnx`` (verified), and write the manifest's detector section."""
     weights, data_dir, out_dir = Path(weights), Path(data_dir), Path(out_dir)
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: no such weights file; train the detector first (make train-yolo)")
+        raise MissingFileError(f"{weights}: no such weights file; train the detector first (make train-yolo)")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     ensure_ultralytics_config_dir()
     from ultralytics import YOLO
+
+    from dernet.datasets.tables import read_summary
 
     options = SpineOptions.for_run(weights.resolve().parent.parent)
     model = YOLO(str(weights), task="detect")
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
     names = [model.names[i] for i in range(len(model.names))]
     if tuple(names) != CLASS_NAMES:
-        raise ValueError(f"{weights}: class names {names} are not the VinDr-SpineXR classes {list(CLASS_NAMES)}")
+        raise UsageError(f"{weights}: class names {names} are not the VinDr-SpineXR classes {list(CLASS_NAMES)}")
     cache_long_side = int(read_summary(data_dir)["params"]["long_side"])
     inputs = _sample_inputs(data_dir, imgsz, options, samples)
 
@@ -120,6 +123,8 @@ def _quiet_ultralytics():
 
 def _sample_inputs(data_dir: Path, imgsz: int, options: SpineOptions, count: int) -> list[np.ndarray]:
     """Detector inputs [1, 3, S, S] from the prepared val split, made as the gate makes them."""
+    from dernet.datasets.tables import read_table, split_rows
+
     rows = split_rows(read_table(data_dir), "val")
     rows = rows.sort_values("abnormal", ascending=False, kind="stable").head(count)  # images with lesions first
     inputs = []
@@ -128,7 +133,7 @@ def _sample_inputs(data_dir: Path, imgsz: int, options: SpineOptions, count: int
         if cached is not None:
             inputs.append(detector_array(cached, imgsz, options.clahe)[0])
     if not inputs:
-        raise FileNotFoundError(f"{data_dir}: no readable validation images to verify the export with")
+        raise MissingFileError(f"{data_dir}: no readable validation images to verify the export with")
     return inputs
 
 
@@ -207,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        require_extra("train")
         section = export_detector(args.weights, args.data, args.out, args.imgsz, args.conf, args.iou)
         print(
             f"{args.out / section['file']}: verified ({section['verified_boxes']} boxes matched ONNX Runtime to "

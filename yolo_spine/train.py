@@ -16,6 +16,7 @@ import yaml
 
 from dernet.cliutil import run_command
 from dernet.config import ConfigError, load_yaml
+from dernet.errors import MissingFileError, require_extra
 from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
 from .options import SpineOptions
@@ -43,9 +44,8 @@ def train(config: dict[str, Any]) -> Path:
     settings.update({"sync": False})  # no usage analytics from this project
     from .trainer import SpineDetectionTrainer
 
-    options.to_env()  # read by the trainer, also in DDP subprocesses
     model = YOLO(model_spec, task="detect")
-    model.train(trainer=SpineDetectionTrainer, **config)
+    model.train(trainer=SpineDetectionTrainer.with_options(options), **config)
     return Path(model.trainer.save_dir)
 
 
@@ -53,7 +53,7 @@ def _model_spec(spec: str) -> str:
     """An architecture YAML (built with random weights) or an existing local .pt file: never a download."""
     if spec.endswith(".pt"):
         if not Path(spec).is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{spec}: weights file not found; give a local .pt file, or an architecture such as yolo11l.yaml "
                 "to start from random weights (nothing is downloaded)"
             )
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        require_extra("train")
         run_dir = train(load_config(args.config, args.overrides))
         print(f"weights: {run_dir / 'weights' / 'best.pt'} (and last.pt); run folder {run_dir}")
         return 0

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
+from dernet.fileio import write_json_atomic
+
 from .dataset import ClaheYOLODataset
 from .focal import install_focal_loss
-from .options import SpineOptions
+from .options import OPTIONS_FILE, WithOptions
 
 __all__ = ["SpineDetectionTrainer"]
 
 
-class SpineDetectionTrainer(DetectionTrainer):
-    """Pass as ``YOLO(...).train(trainer=SpineDetectionTrainer, ...)``; options come from `SpineOptions`."""
+class SpineDetectionTrainer(WithOptions, DetectionTrainer):
+    """Pass ``SpineDetectionTrainer.with_options(options)`` as ``YOLO(...).train(trainer=..., ...)``; the run folder
+    records the options in ``spine_options.json`` (evaluation and export read them back from there)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.spine = SpineOptions.from_env()
-        self.save_dir.mkdir(parents=True, exist_ok=True)
-        (self.save_dir / "spine_options.json").write_text(json.dumps(vars(self.spine), indent=2) + "\n")
+        write_json_atomic(self.save_dir / OPTIONS_FILE, asdict(self.options))
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         """Ultralytics' build_yolo_dataset with our dataset class (that function takes no class argument)."""
@@ -43,11 +44,11 @@ class SpineDetectionTrainer(DetectionTrainer):
             classes=args.classes,
             data=self.data,
             fraction=args.fraction if mode == "train" else 1.0,
-            clahe=self.spine.clahe,
+            clahe=self.options.clahe,
         )
 
     def set_class_weights(self) -> None:
         """Class weights first (cls_pw), then the focal criterion, which reads them, before the EMA copy."""
         super().set_class_weights()
-        if self.spine.focal:
-            install_focal_loss(unwrap_model(self.model), self.spine.focal_gamma, self.spine.focal_alpha)
+        if self.options.focal:
+            install_focal_loss(unwrap_model(self.model), self.options.focal_gamma, self.options.focal_alpha)

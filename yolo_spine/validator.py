@@ -6,13 +6,13 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import colorstr
 
 from .dataset import ClaheYOLODataset
-from .options import SpineOptions
+from .options import WithOptions
 
 __all__ = ["SpineDetectionValidator"]
 
 
-class SpineDetectionValidator(DetectionValidator):
-    """Pass as ``YOLO(path).val(validator=SpineDetectionValidator, ...)``."""
+class SpineDetectionValidator(WithOptions, DetectionValidator):
+    """Pass ``SpineDetectionValidator.with_options(options)`` as ``YOLO(path).val(validator=..., ...)``."""
 
     def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None):
         return ClaheYOLODataset(
@@ -31,5 +31,5 @@ class SpineDetectionValidator(DetectionValidator):
             classes=self.args.classes,
             data=self.data,
             fraction=1.0,
-            clahe=SpineOptions.from_env().clahe,
+            clahe=self.options.clahe,
         )

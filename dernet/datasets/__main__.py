@@ -1,5 +1,5 @@
-"""`python -m dernet.datasets {synth,prepare}`."""
+"""`python -m dernet.datasets {synth,prepare,samples}`: see dernet/datasets/cli.py (the 'train' extra)."""
 
-from .cli import main
+from ..cliutil import run_main
 
-raise SystemExit(main())
+raise SystemExit(run_main("dernet.datasets.cli"))

@@ -50,7 +50,7 @@ class ImageResult:
 def init_worker() -> None:
     # The pool already uses every core: OpenCV's and OpenJPEG's own threads would oversubscribe them.
     cv2.setNumThreads(1)
-    os.environ["OPJ_NUM_THREADS"] = "1"  # read by OpenJPEG at each decode (dernet.imaging.dicom sets the default)
+    os.environ["OPJ_NUM_THREADS"] = "1"  # read by OpenJPEG at each decode (dernet.imaging.set_decoder_threads)
 
 
 def prepare_image(job: ImageJob) -> ImageResult:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..cliutil import run_command
 from ..config import from_mapping, load_yaml
+from ..errors import MissingFileError, UsageError
+from ..imaging import set_decoder_threads
 from .prepare import PrepareConfig, prepare_dataset
 from .summary import format_summary
 from .synth import synthesize
@@ -73,7 +75,7 @@ def _samples(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     if args.images < 1 or args.long_side < 64:
-        raise ValueError("--images must be at least 1 and --long-side at least 64")
+        raise UsageError("--images must be at least 1 and --long-side at least 64")
     summary = synthesize(
         args.out,
         images=args.images,
@@ -92,7 +94,8 @@ def _prepare(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("long_side", args.long_side), ("workers", args.workers)) if v is not None}
     config = replace(config, **overrides)
     if not args.source.is_dir():
-        raise FileNotFoundError(f"{args.source}: no such folder; give the VinDr-SpineXR release folder")
+        raise MissingFileError(f"{args.source}: no such folder; give the VinDr-SpineXR release folder")
+    set_decoder_threads()  # one worker decodes on every core; worker processes take one thread each (cache.py)
     result = prepare_dataset(args.source, args.out, config, progress=not args.quiet)
     for skipped in result.skipped:
         print(f"skipped {skipped.error}", file=sys.stderr)

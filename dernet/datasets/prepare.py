@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from ..config import ConfigError
+from ..errors import MissingFileError
 from ..fileio import write_json_atomic, write_text_atomic
 from .cache import ImageJob, ImageResult, init_worker, prepare_image
 from .splits import assign_folds, rarest_label
@@ -44,13 +46,13 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         if self.long_side < 32:
-            raise ValueError(f"long_side must be at least 32 px, got {self.long_side}")
+            raise ConfigError(f"long_side must be at least 32 px, got {self.long_side}")
         if self.folds < 2 or not 0 <= self.val_fold < self.folds:
-            raise ValueError(
+            raise ConfigError(
                 f"need folds >= 2 and 0 <= val_fold < folds, got folds={self.folds}, val_fold={self.val_fold}"
             )
         if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
 
 
 @dataclass
@@ -95,7 +97,7 @@ def _read_release(source: Path) -> tuple[dict[str, AnnotatedImage], Counter]:
     for split in ("train", "test"):
         csv_path = source / "annotations" / f"{split}.csv"
         if not csv_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{csv_path}: not found; --source must be the VinDr-SpineXR release folder "
                 "(annotations/train.csv, annotations/test.csv, train_images/, test_images/)"
             )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 
+from ..errors import MissingFileError
 from ..fileio import write_bytes_atomic
 from ..imaging import load_windowed
 from .vindr import read_annotations
@@ -25,7 +26,7 @@ def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> li
     normal = [i for i in annotations.values() if not i.abnormal]
     chosen = abnormal[: (count + 1) // 2] + normal[: count // 2]
     if not chosen:
-        raise FileNotFoundError(f"{release}/annotations/test.csv: no test images to pick from")
+        raise MissingFileError(f"{release}/annotations/test.csv: no test images to pick from")
     written = []
     for image in chosen:
         source = release / "test_images" / f"{image.image_id}.dicom"

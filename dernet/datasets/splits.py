@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
+from ..config import ConfigError
+
 __all__ = ["assign_folds", "rarest_label"]
 
 
@@ -21,7 +23,7 @@ def assign_folds(study_ids: Sequence[str], strata: Sequence[str], folds: int, se
     """
     n_studies = len(set(study_ids))
     if n_studies < folds:
-        raise ValueError(f"{n_studies} training studies cannot be split into {folds} folds; lower 'folds'")
+        raise ConfigError(f"{n_studies} training studies cannot be split into {folds} folds; lower 'folds'")
     coarse = ["normal" if s == "normal" else "abnormal" for s in strata]
     for labels in (list(strata), coarse):
         if max(Counter(labels).values()) >= folds:

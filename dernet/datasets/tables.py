@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import MissingFileError
+
 __all__ = ["read_summary", "read_table", "split_rows"]
 
 
@@ -15,7 +17,7 @@ def read_table(data_dir: str | Path) -> pd.DataFrame:
     """``<data_dir>/classification.csv`` with ids kept as strings."""
     path = Path(data_dir) / "classification.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
+        raise MissingFileError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
     return pd.read_csv(path, dtype={"image_id": str, "study_id": str, "lesion_types": str})
 
 
@@ -33,5 +35,5 @@ def read_summary(data_dir: str | Path) -> dict[str, Any]:
     with."""
     path = Path(data_dir) / "summary.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
+        raise MissingFileError(f"{path}: not found; run `python -m dernet.datasets prepare` first")
     return json.loads(path.read_text())

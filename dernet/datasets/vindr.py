@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..classes import CLASS_NAMES, OTHER_CLASS, PAPER_ORDER
+from ..errors import UsageError
 from .labels import Box
 
 __all__ = [
@@ -21,19 +23,6 @@ __all__ = [
     "read_annotations",
 ]
 
-# Detection class ids, in the order of the official VinDr-SpineXR code (release spelling kept).
-CLASS_NAMES: tuple[str, ...] = (
-    "Osteophytes",
-    "Surgical implant",
-    "Spondylolysthesis",
-    "Foraminal stenosis",
-    "Disc space narrowing",
-    "Vertebral collapse",
-    "Other lesions",
-)
-OTHER_CLASS = CLASS_NAMES.index("Other lesions")
-# The papers' table order (LT2, LT4, LT6, LT8, LT10, LT11, LT13), as class ids.
-PAPER_ORDER: tuple[int, ...] = (4, 3, 0, 2, 1, 5, 6)
 NO_FINDING = "No finding"
 CSV_COLUMNS = ("study_id", "series_id", "image_id", "rad_id", "lesion_type", "xmin", "ymin", "xmax", "ymax")
 
@@ -60,7 +49,7 @@ def read_annotations(csv_path: Path, split: str, remapped: Counter) -> dict[str,
     table = pd.read_csv(csv_path, dtype={"study_id": str, "series_id": str, "image_id": str, "lesion_type": str})
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
+        raise UsageError(f"{csv_path}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
     images: dict[str, AnnotatedImage] = {}
     for row in table.itertuples(index=False):
         image = images.get(row.image_id)

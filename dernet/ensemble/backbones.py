@@ -16,6 +16,8 @@ import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
 
+from ..errors import MissingFileError
+
 __all__ = ["PretrainedWeightsWarning", "create_backbone", "find_cached_weights"]
 
 HUB_HOST = ("huggingface.co", 443)
@@ -31,7 +33,7 @@ def create_backbone(name: str, pretrained: bool, pretrained_path: str | None, in
     if pretrained_path:
         path = Path(pretrained_path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: pretrained_path does not exist; fix the path or set it to null")
+            raise MissingFileError(f"{path}: pretrained_path does not exist; fix the path or set it to null")
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs)

@@ -18,6 +18,7 @@ from pathlib import Path
 from pytorch_lightning.cli import LightningCLI
 
 from ..cliutil import run_command
+from ..errors import MissingFileError
 from ..fileio import write_json_atomic
 from .data import RadiographDataModule
 from .ensemble_config import load_ensemble_config
@@ -125,7 +126,7 @@ def _train_ensemble(args: argparse.Namespace) -> int:
     for name in config.members:
         member_yaml = args.config_dir / f"{name}.yaml"
         if not member_yaml.is_file():
-            raise FileNotFoundError(f"{member_yaml}: no config for member '{name}' named in {ensemble_yaml}")
+            raise MissingFileError(f"{member_yaml}: no config for member '{name}' named in {ensemble_yaml}")
         print(f"== training {name} ({member_yaml})", file=sys.stderr)
         run_lightning(["fit", "--config", str(member_yaml), *args.overrides])
     return _fit_ensemble(argparse.Namespace(config=ensemble_yaml))

@@ -16,7 +16,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from ..config import ConfigError
 from ..datasets.tables import read_table, split_rows
+from ..errors import MissingFileError, UsageError
 from ..imaging import ClaheParams, classifier_canvas, model_input
 
 __all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
@@ -46,7 +48,7 @@ class RadiographDataset(Dataset):
         path = self.data_dir / row.path
         cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if cached is None:
-            raise FileNotFoundError(f"{path}: missing or unreadable; run prepare again")
+            raise MissingFileError(f"{path}: missing or unreadable; run prepare again")
         image = classifier_canvas(model_input(cached, self.image_size, self.clahe), self.image_size)
         if self.augment is not None:
             image = self.augment(image=image)["image"]
@@ -75,13 +77,13 @@ class RadiographDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if balance not in BALANCE_CHOICES:
-            raise ValueError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got '{balance}'")
+            raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got '{balance}'")
         self.save_hyperparameters()
         self.table = read_table(data_dir)
         self.train_rows = split_rows(self.table, "train", val_fold)
         self.val_rows = split_rows(self.table, "val", val_fold)
         if self.train_rows.abnormal.nunique() < 2:
-            raise ValueError(f"{data_dir}: the training split needs both normal and abnormal images")
+            raise UsageError(f"{data_dir}: the training split needs both normal and abnormal images")
 
     @property
     def pos_weight(self) -> float | None:

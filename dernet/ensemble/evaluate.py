@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingFileError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..metrics import binary_metrics, bootstrap_intervals
 from ..metrics.tables import classification_table, plot_roc
@@ -23,7 +24,7 @@ def evaluate_ensemble(config: EnsembleConfig, split: str = "test") -> dict[str, 
     """Score every member (at its own Youden threshold) and the ensemble (at the saved threshold) on ``split``."""
     saved_path = Path(config.output)
     if not saved_path.is_file():
-        raise FileNotFoundError(f"{saved_path}: no fitted ensemble; run `python -m dernet fit-ensemble` first")
+        raise MissingFileError(f"{saved_path}: no fitted ensemble; run `python -m dernet fit-ensemble` first")
     saved = json.loads(saved_path.read_text())
     names = [m["name"] for m in saved["members"]]
     config_members = dict(zip(names, (m["checkpoint"] for m in saved["members"]), strict=True))

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..datasets.tables import read_table, split_rows
+from ..errors import UsageError
 from ..fileio import write_json_atomic
 from ..imaging import ClaheParams
 from ..metrics import youden_threshold
@@ -37,7 +38,7 @@ def fit_ensemble(config: EnsembleConfig) -> dict[str, Any]:
     probs, rows = member_probabilities(config, config.fit_split, config.val_fold)
     labels = rows.abnormal.to_numpy().astype(int)
     if len(np.unique(labels)) < 2:
-        raise ValueError(f"the {config.fit_split} split needs normal and abnormal images to choose a threshold")
+        raise UsageError(f"the {config.fit_split} split needs normal and abnormal images to choose a threshold")
     if config.weights == "fit":
         weights, _ = fit_weights(probs, labels, config.weight_step, config.combine)
         source = f"fitted on {config.fit_split} (best AUROC on a {config.weight_step} simplex grid)"

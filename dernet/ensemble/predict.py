@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..errors import MissingFileError
 from ..imaging import ClaheParams
 from .data import RadiographDataset
 from .member import MemberClassifier
@@ -21,7 +22,7 @@ def load_member(checkpoint: str | Path) -> MemberClassifier:
     """A trained member in eval mode on the CPU; never fetches pretrained weights (the checkpoint has them)."""
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint; train the member first (make train-ensemble)")
+        raise MissingFileError(f"{path}: no such checkpoint; train the member first (make train-ensemble)")
     model = MemberClassifier.load_from_checkpoint(path, map_location="cpu", pretrained=False, pretrained_path=None)
     return model.eval()
 

@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ..errors import UsageError
+
 __all__ = ["COMBINE_MODES", "PAPER_WEIGHTS", "PAPER_WEIGHTS_BY_MEMBER", "combine", "fit_weights", "simplex_grid"]
 
 # DERNet paper: DenseNet121, EfficientNetV2-S, ResNet50 (by member name, so member order cannot swap them).
@@ -53,7 +55,7 @@ def fit_weights(
     """
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) < 2:
-        raise ValueError("fitting weights needs both normal and abnormal images in the validation split")
+        raise UsageError("fitting weights needs both normal and abnormal images in the validation split")
     best_key, best = None, None
     for w in simplex_grid(np.asarray(member_probs).shape[1], step):
         auroc = roc_auc_score(labels, combine(member_probs, w, mode))

@@ -1,18 +1,22 @@
 """Explanations: Grad-CAM (grad-cam package) heatmaps of each ensemble member and of their weighted vote.
 
-They need the PyTorch checkpoints, so nothing here is imported by the torch-free gate unless ``--explain`` asks.
+They need the PyTorch checkpoints, so nothing here is imported by the torch-free gate unless ``--explain`` asks;
+names are imported on first use (dernet.lazy).
 """
 
-from .cam import METHODS, TARGET_LAYERS, member_heatmap, target_layer
-from .explainer import Explainer, Explanation, combine_heatmaps, find_ensemble_json
+from ..lazy import lazy_exports
 
-__all__ = [
-    "METHODS",
-    "TARGET_LAYERS",
-    "Explainer",
-    "Explanation",
-    "combine_heatmaps",
-    "find_ensemble_json",
-    "member_heatmap",
-    "target_layer",
-]
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "METHODS": "cam",
+        "TARGET_LAYERS": "cam",
+        "member_heatmap": "cam",
+        "target_layer": "cam",
+        "Explainer": "explainer",
+        "Explanation": "explainer",
+        "combine_heatmaps": "explainer",
+        "explainer_for_export": "explainer",
+        "find_ensemble_json": "explainer",
+    },
+)

@@ -1,5 +1,5 @@
-"""`python -m dernet.explain`: see dernet/explain/cli.py."""
+"""`python -m dernet.explain`: see dernet/explain/cli.py (the 'train' extra)."""
 
-from .cli import main
+from ..cliutil import run_main
 
-raise SystemExit(main())
+raise SystemExit(run_main("dernet.explain.cli"))

@@ -12,6 +12,8 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 from torch import nn
 
+from ..errors import UsageError
+
 __all__ = ["METHODS", "TARGET_LAYERS", "member_heatmap", "target_layer"]
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}
@@ -28,7 +30,7 @@ def target_layer(net: nn.Module, backbone: str) -> nn.Module:
             return net.get_submodule(name)
     feature_info = getattr(net, "feature_info", None)
     if not feature_info:
-        raise ValueError(f"{backbone}: no known Grad-CAM target layer; add its family to TARGET_LAYERS")
+        raise UsageError(f"{backbone}: no known Grad-CAM target layer; add its family to TARGET_LAYERS")
     return net.get_submodule(feature_info[-1]["module"])
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cliutil import run_command
+from ..deploy.report import blend_heatmap
 from ..fileio import write_figure_atomic, write_png_atomic
-from ..imaging import ImageReadError, apply_clahe
+from ..imaging import ImageReadError, apply_clahe, set_decoder_threads
 from ..inputs import collect_inputs, output_stems
 from .cam import METHODS
 from .explainer import Explainer, Explanation
-from .render import blend_heatmap, render_panel
+from .render import render_panel
 
 __all__ = ["main", "write_explanation"]
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        set_decoder_threads()
         files, _ = collect_inputs(args.paths, args.out)
         explainer = Explainer(args.checkpoints, args.method, args.long_side)
         stems = output_stems(files)

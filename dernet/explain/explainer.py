@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from ..datasets.tables import read_summary
+from ..deploy.manifest import Manifest
 from ..ensemble.predict import load_member
 from ..ensemble.voting import combine
+from ..errors import MissingFileError, UsageError
 from ..imaging import (
     ClaheParams,
     ImageMeta,
@@ -31,7 +33,7 @@ from ..imaging import (
 )
 from .cam import METHODS, member_heatmap
 
-__all__ = ["Explainer", "Explanation", "combine_heatmaps", "find_ensemble_json"]
+__all__ = ["Explainer", "Explanation", "combine_heatmaps", "explainer_for_export", "find_ensemble_json"]
 
 
 @dataclass
@@ -74,7 +76,7 @@ def find_ensemble_json(checkpoints: str | Path) -> Path:
     path = Path(checkpoints)
     found = path / "ensemble.json" if path.is_dir() else path
     if not found.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{found}: no fitted ensemble; run `make train-ensemble` or pass --checkpoints DIR holding ensemble.json"
         )
     return found
@@ -108,7 +110,7 @@ class Explainer:
     def read(self, source: Source, name: str | None = None) -> tuple[np.ndarray, ImageMeta]:
         """The windowed 8-bit image as the trainers' cache holds it, and its metadata. Raises ImageReadError."""
         if self.long_side is None:
-            raise ValueError(
+            raise UsageError(
                 f"{self.ensemble_json}: the prepared cache it trained on is not on disk, so its long side is unknown; "
                 "pass --long-side N"
             )
@@ -147,6 +149,12 @@ class Explainer:
         """The ensemble heatmap at the windowed image's size: the original's geometry, as the gate's overlay."""
         explanation = self.explain_windowed(windowed)
         return explanation.on_image(explanation.heatmap, (windowed.shape[1], windowed.shape[0]))
+
+
+def explainer_for_export(checkpoints: str | Path, manifest: Manifest) -> Explainer:
+    """The explainer on the checkpoints behind an export, reading images at the export's cache long side: what the
+    gate's ``--explain`` and a web server started with checkpoints use (they import this module only then)."""
+    return Explainer(checkpoints, long_side=manifest.preprocessing.cache_long_side)
 
 
 def _checkpoint(member: dict, folder: Path) -> Path:

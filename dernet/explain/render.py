@@ -4,26 +4,12 @@ and the ensemble heatmap blended over any grey image of the original's geometry 
 from __future__ import annotations
 
 import cv2
-import numpy as np
 from matplotlib.figure import Figure
-from pytorch_grad_cam.utils.image import show_cam_on_image
 
+from ..deploy.report import blend_heatmap
 from .explainer import Explanation
 
-__all__ = ["blend_heatmap", "render_panel"]
-
-HEATMAP_WEIGHT = 0.45  # share of the heatmap's colour in a blended pixel; the anatomy stays readable
-
-
-def blend_heatmap(grey_or_bgr: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """A BGR uint8 image with ``heatmap`` (same height and width, values in [0, 1]) blended in as a jet colormap."""
-    image = grey_or_bgr if grey_or_bgr.ndim == 3 else cv2.cvtColor(grey_or_bgr, cv2.COLOR_GRAY2BGR)
-    if heatmap.shape != image.shape[:2]:
-        heatmap = cv2.resize(heatmap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    # use_rgb=False: OpenCV's BGR colormap, to blend with a BGR image
-    return show_cam_on_image(
-        image.astype(np.float32) / 255, heatmap.clip(0, 1), use_rgb=False, image_weight=1 - HEATMAP_WEIGHT
-    )
+__all__ = ["render_panel"]
 
 
 def render_panel(explanation: Explanation, title: str) -> Figure:

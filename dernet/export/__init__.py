@@ -1,9 +1,4 @@
-"""ONNX export of the DERNet ensemble (one graph) and export/manifest.json, which the gate reads.
-
-`python -m dernet.export` writes the classifier; `python -m yolo_spine.export` the detector; `make export-onnx`
-runs both. Importing this package does not import torch (the gate reads the manifest through it).
+"""ONNX export of the DERNet ensemble (one graph, `python -m dernet.export`) and faster runtime variants of both
+exported models (`python -m dernet.export.quantize`); the detector's exporter is `python -m yolo_spine.export`, and
+`make export-onnx` runs them all. Each writes export/manifest.json through dernet.deploy, which owns it.
 """
-
-from .manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest, sha256_of
-
-__all__ = ["MANIFEST_NAME", "Manifest", "ManifestError", "load_manifest", "sha256_of"]

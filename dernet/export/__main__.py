@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..cliutil import run_command
+from ..errors import require_extra
 from .verify import ExportVerificationError
 
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        require_extra("train")
         from .classifier import export_classifier
 
         section = export_classifier(args.ensemble, args.data, args.out)

@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets.tables import read_summary, read_table, split_rows
+from ..deploy.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
+from ..ensemble.predict import load_member
+from ..errors import MissingFileError
 from ..imaging import ClaheParams, classifier_array
-from .manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
 from .verify import ExportVerificationError, check_onnx, ort_session
 
 __all__ = ["EnsembleGraph", "export_classifier"]
@@ -67,11 +69,9 @@ def export_classifier(
     batch of them, to exercise the dynamic batch axis). Raises :class:`ExportVerificationError` on a mismatch,
     leaving any earlier export in place.
     """
-    from ..ensemble.predict import load_member  # torch-heavy imports stay out of `import dernet.export`
-
     ensemble_json, data_dir, out_dir = Path(ensemble_json), Path(data_dir), Path(out_dir)
     if not ensemble_json.is_file():
-        raise FileNotFoundError(f"{ensemble_json}: no fitted ensemble; run `make train-ensemble` first")
+        raise MissingFileError(f"{ensemble_json}: no fitted ensemble; run `make train-ensemble` first")
     saved = json.loads(ensemble_json.read_text())
     members = [load_member(m["checkpoint"]) for m in saved["members"]]
     sizes = [int(m.hparams.image_size) for m in members]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from ..cliutil import run_command
-from ..datasets.tables import read_table, split_rows
+from ..deploy.engines import RuntimeOptions, load_model
+from ..deploy.manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
+from ..deploy.variants import VARIANTS, engine_available, variant_entries
+from ..errors import MissingExtraError, UsageError, require_extra
 from ..fileio import write_json_atomic
-from ..imaging import classifier_array, detector_array, load_windowed
+from ..imaging import classifier_array, detector_array, load_windowed, set_decoder_threads
 from ..timing import median_s
-from .manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
-from .variants import VARIANTS, engine_available, variant_entries
 from .verify import check_onnx
 
 __all__ = [
@@ -55,9 +55,11 @@ INT8_FILES = {"classifier": "dernet.int8.onnx", "detector": "yolo_spine.int8.onn
 
 def calibration_arrays(manifest: Manifest, data_dir: Path, role: str, count: int) -> list[np.ndarray]:
     """Model inputs of ``count`` prepared training images spread over the split (normal and abnormal alike)."""
+    from ..datasets.tables import read_table, split_rows  # pandas: the 'train' extra
+
     rows = split_rows(read_table(data_dir), "train")
     if rows.empty:
-        raise ValueError(f"{data_dir}: no training images to calibrate on")
+        raise UsageError(f"{data_dir}: no training images to calibrate on")
     picked = rows.iloc[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
     p = manifest.preprocessing
     arrays = []
@@ -99,13 +101,25 @@ def quantize_int8(source: Path, target: Path, role: str, calibration: list[np.nd
     import onnx
 
     input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
-    root_logger = logging.getLogger()
-    level = root_logger.level
-    root_logger.setLevel(logging.ERROR)  # one "Axis 1 is out-of-range" line per 1-D weight (BatchNorm): harmless
-    try:
-        _quantize(source, target, role, Reader(input_name))
-    finally:
-        root_logger.setLevel(level)
+    _quantize(source, target, role, Reader(input_name))
+
+
+def per_tensor_weights(model_path: Path) -> dict[str, list[dict]]:
+    """ONNX Runtime's per-tensor overrides for the 1-D BatchNormalization scales.
+
+    Per-channel quantization has no channel axis in a 1-D tensor, so ONNX Runtime falls back to per tensor for
+    them anyway, after a warning through the root logger for each (`logging.warning`, which also configures the
+    root logger). Asking for per tensor up front gives the same file without touching the caller's logging.
+    """
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    ranks = {tensor.name: len(tensor.dims) for tensor in graph.initializer}
+    return {
+        node.input[1]: [{}]  # an empty per-tensor override: the quantizer's own defaults
+        for node in graph.node
+        if node.op_type == "BatchNormalization" and ranks.get(node.input[1]) == 1
+    }
 
 
 def _quantize(source: Path, target: Path, role: str, reader) -> None:
@@ -124,6 +138,7 @@ def _quantize(source: Path, target: Path, role: str, reader) -> None:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=float_nodes(prepared, role),
+            extra_options={"TensorQuantOverrides": per_tensor_weights(prepared)},
             # No CalibMaxIntermediateOutputs: in this onnxruntime, MinMaxCalibrater.collect_data *drops* the
             # collected ranges each time it reaches that count (clear_collected_data without compute_data), so
             # the ranges would come from the last few images only. Memory is bounded by the image count instead:
@@ -155,10 +170,10 @@ def make_variant_files(
     accepted, in the manifest."""
     unknown = [v for v in variants if v not in VARIANTS or v == "fp32"]
     if unknown:
-        raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(list(VARIANTS)[1:])}")
+        raise UsageError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(list(VARIANTS)[1:])}")
     missing = sorted({VARIANTS[v].engine for v in variants if not engine_available(VARIANTS[v].engine)})
     if missing:
-        raise ValueError(f"variant(s) need {', '.join(missing)}: pip install -e '.[openvino]'")
+        raise MissingExtraError(missing[0], "openvino")
     manifest = load_manifest(models)
     int8 = {}
     if any(VARIANTS[v].file_precision == "int8" for v in variants):
@@ -181,9 +196,6 @@ def make_variant_files(
 
 def time_variants(models: Path, data_dir: Path, variants: list[str], runs: int = TIMED_RUNS) -> None:
     """Median batch-1 latency of fp32 and each variant on one prepared image, recorded as ``ms``."""
-    from ..gate.backends import load_model
-    from ..gate.runtime import RuntimeOptions
-
     manifest = load_manifest(models)
     runtime = RuntimeOptions(["cpu"])
     for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):
@@ -197,8 +209,7 @@ def time_variants(models: Path, data_dir: Path, variants: list[str], runs: int =
 def check_variants(models: Path, data_dir: Path, variants: list[str], split: str = "val") -> None:
     """Accuracy of each variant against fp32 on the same prepared images (``split``): AUROC of the ensemble and
     mAP@0.5 of the detector in points; ``accepted`` within MAX_AUROC_LOSS / MAX_MAP_LOSS."""
-    from ..gate.evaluate import evaluate_exported
-    from ..gate.runtime import RuntimeOptions
+    from ..evaluation import evaluate_exported  # the metrics stack: pandas, scikit-learn, pycocotools
 
     def scores(variant: str) -> tuple[float, float]:
         result = evaluate_exported(
@@ -252,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        require_extra("train")  # onnx to quantize, the metrics stack to check accuracy
+        set_decoder_threads()
         sections = add_variants(args.models, args.data, args.variants, args.calibration_images)
         print(format_variants(sections))
         rejected = [

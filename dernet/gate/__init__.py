@@ -1,8 +1,5 @@
-"""The screening gate: exported ONNX models, DICOM/PNG/JPEG in, report and overlay out; no torch, no Ultralytics.
+"""The screening gate's command line: `python -m dernet.gate PATH...` (see dernet/gate/cli.py).
 
-Read -> reject outliers -> classify (the DERNet ensemble graph) -> gate -> detect (YOLO, NMS here) -> report.
+Its core (Screener, reports, overlays) is dernet.deploy, which the web app and every other front end share; no
+torch, no Ultralytics.
 """
-
-from .screening import FUSION_MIN_CONFIDENCE, MODES, Finding, Screener, Screening
-
-__all__ = ["FUSION_MIN_CONFIDENCE", "MODES", "Finding", "Screener", "Screening"]

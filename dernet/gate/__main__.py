@@ -1,5 +1,5 @@
 """`python -m dernet.gate`: see dernet/gate/cli.py."""
 
-from .cli import main
+from ..cliutil import run_main
 
-raise SystemExit(main())
+raise SystemExit(run_main("dernet.gate.cli"))

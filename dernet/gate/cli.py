@@ -16,11 +16,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cliutil import run_command
-from ..export.variants import VARIANTS
+from ..deploy.engines import RuntimeOptions
+from ..deploy.report import summary_line, write_outputs, write_summary_csv
+from ..deploy.screening import MODES, Screener, Screening
+from ..deploy.variants import VARIANTS
+from ..imaging import set_decoder_threads
 from ..inputs import collect_inputs, output_stems
-from .report import summary_line, write_outputs, write_summary_csv
-from .runtime import RuntimeOptions
-from .screening import MODES, Screener, Screening, load_explainer
 
 __all__ = ["main"]
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--providers", nargs="+", metavar="P", help="ONNX Runtime providers, e.g. cuda cpu (default: CUDA if present)"
     )
-    parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0, help="inference and decoding threads (0: all cores)")
     parser.add_argument(
         "--variant",
         choices=("auto", *VARIANTS),
@@ -90,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
+        set_decoder_threads(args.threads or None)
         files, any_folder = collect_inputs(args.paths, args.out)
         runtime = RuntimeOptions(args.providers, args.threads)
         screener = Screener(args.models, runtime, variant=args.variant)  # ManifestError: exit 2
-        explainer = load_explainer(args.checkpoints, screener.manifest) if args.explain else None
+        explainer = _explainer(args.checkpoints, screener) if args.explain else None
         stems = output_stems(files)
         several = any_folder or len(files) > 1
         written = []
@@ -112,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             written.append((report, report_path))
             line = json.dumps(report) if args.json else summary_line(report)
             progress.write(line, file=sys.stdout)
-            for warning in result.warnings:
-                named = warning if warning.startswith(str(path)) else f"{path}: {warning}"
-                progress.write(f"warning: {named}", file=sys.stderr)
+            for note in result.meta.notes if result.meta else ():
+                progress.write(f"note: {path}: {note}", file=sys.stderr)
         progress.close()
         if several:
             write_summary_csv(args.out / "summary.csv", written)
@@ -124,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if rejected else 0
 
     return run_command(run, args)
+
+
+def _explainer(checkpoints: Path, screener: Screener):
+    """The Grad-CAM explainer behind the export: imports torch, so only when --explain asks for it."""
+    from ..explain import explainer_for_export
+
+    return explainer_for_export(checkpoints, screener.manifest)
 
 
 def _heatmap(explainer, result: Screening):

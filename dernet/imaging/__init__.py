@@ -1,6 +1,7 @@
 """One imaging path for every use: reading radiographs, windowing, resizing, CLAHE and box mapping."""
 
-from .errors import ImageReadError, ImageWarning
+from .dicom import set_decoder_threads
+from .errors import REASON_CODES, ImageReadError
 from .meta import ImageMeta
 from .pipeline import Source, load_windowed, model_ready, read_image, sniff_format
 from .transforms import (
@@ -20,10 +21,10 @@ from .transforms import (
 )
 
 __all__ = [
+    "REASON_CODES",
     "ClaheParams",
     "ImageMeta",
     "ImageReadError",
-    "ImageWarning",
     "Letterbox",
     "Source",
     "apply_clahe",
@@ -39,6 +40,7 @@ __all__ = [
     "resize_reduced",
     "resized_size",
     "scale_boxes",
+    "set_decoder_threads",
     "sniff_format",
     "to_uint8",
 ]

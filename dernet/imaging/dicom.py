@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from typing import Any, BinaryIO
 
 import cv2
@@ -23,18 +22,26 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import get_j2k_parameters
 from pydicom.uid import JPEG2000, JPEG2000Lossless
 
-from .errors import ImageReadError, ImageWarning
+from .errors import ImageReadError
 from .meta import ImageMeta
 
-__all__ = ["read_dicom", "reduction_level"]
-
-# OpenJPEG decodes code-blocks on this many threads (it reads the variable when a decoder is created; the default is
-# one thread). Decoding dominates reading a release image, and the result does not depend on the thread count.
-os.environ.setdefault("OPJ_NUM_THREADS", str(os.cpu_count() or 1))
+__all__ = ["read_dicom", "reduction_level", "set_decoder_threads"]
 
 _J2K_SYNTAXES = {JPEG2000Lossless, JPEG2000}
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 AUTO_WINDOW_PERCENTILES = (0.5, 99.5)
+AUTO_WINDOW_NOTE = "no window tags: windowed to the image's own 0.5-99.5 percentile range"
+
+
+def set_decoder_threads(threads: int | None = None) -> None:
+    """Let OpenJPEG decode JPEG 2000 code-blocks on ``threads`` threads (default: every core) in this process.
+
+    OpenJPEG reads ``OPJ_NUM_THREADS`` when a decoder is created and otherwise uses one thread; decoding dominates
+    reading a release image, and the result does not depend on the thread count. A process-wide setting, so the
+    entry points (the command lines, the web server) call this, never the library; a value already in the
+    environment wins.
+    """
+    os.environ.setdefault("OPJ_NUM_THREADS", str(threads or os.cpu_count() or 1))
 
 
 def reduction_level(long_side: int, target_long_side: int | None) -> int:
@@ -70,24 +77,29 @@ def read_dicom(source: str | BinaryIO, name: str, target_long_side: int | None =
     meta = meta.with_reduction(level)
 
     if photometric in _MONOCHROME:
+        if not _has_window(ds):
+            meta = meta.with_note(AUTO_WINDOW_NOTE)
         return _monochrome_to_unit(pixels, ds, photometric), meta
-    return _colour_to_unit(pixels, ds, photometric, name), meta
+    unit = _colour_to_unit(pixels, ds, photometric, name)
+    return unit, meta.with_note(f"colour DICOM ({photometric}) converted to grayscale")
 
 
 def _read_dataset(source: str | BinaryIO, name: str) -> Dataset:
     try:
         ds = pydicom.dcmread(source)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as err:
-        raise ImageReadError(name, f"not a readable DICOM file ({err})") from None
+        raise ImageReadError(name, f"not a readable DICOM file ({err})", "corrupt") from None
     if "PixelData" not in ds:
-        kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
-        raise ImageReadError(name, f"DICOM without pixel data ({kind}); an image is expected")
+        sop_class = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
+        raise ImageReadError(name, f"DICOM without pixel data ({sop_class}); an image is expected", "no_pixel_data")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        raise ImageReadError(name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected")
+        raise ImageReadError(
+            name, f"multi-frame DICOM ({frames} frames); one radiograph per file is expected", "multi_frame"
+        )
     for tag in ("Rows", "Columns"):
         if not ds.get(tag):
-            raise ImageReadError(name, f"DICOM without {tag}; the image geometry is unknown")
+            raise ImageReadError(name, f"DICOM without {tag}; the image geometry is unknown", "corrupt")
     return ds
 
 
@@ -107,11 +119,15 @@ def _decode_full(ds: Dataset, name: str) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except Exception as err:  # decoders raise many types (RuntimeError, ValueError, ...) for bad data
-        raise ImageReadError(name, f"corrupt or truncated pixel data ({type(err).__name__}: {err})") from None
+        raise ImageReadError(
+            name, f"corrupt or truncated pixel data ({type(err).__name__}: {err})", "corrupt"
+        ) from None
     pixels = pixels.astype(pixels.dtype.newbyteorder("="), copy=False)  # pydicom 3 may keep big-endian order
     expected_ndim = 3 if int(ds.get("SamplesPerPixel", 1)) > 1 else 2
     if pixels.ndim != expected_ndim:
-        raise ImageReadError(name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected")
+        raise ImageReadError(
+            name, f"{pixels.ndim}-D pixel data of shape {pixels.shape}; a 2-D image is expected", "unsupported"
+        )
     return pixels
 
 
@@ -136,7 +152,7 @@ def _decode_reduced(ds: Dataset, level: int) -> np.ndarray | None:
 
 def _monochrome_to_unit(pixels: np.ndarray, ds: Dataset, photometric: str) -> np.ndarray:
     values = apply_modality_lut(pixels, ds)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+    if _has_window(ds):
         windowed = apply_voi_lut(values, ds)
         # The VOI output range depends on tags (bits, rescale, LUT descriptor); probing the extremes reads it
         # off pydicom's own transform instead of re-deriving it.
@@ -152,14 +168,17 @@ def _colour_to_unit(pixels: np.ndarray, ds: Dataset, photometric: str, name: str
     if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, ds)
     elif pixels.ndim != 3 or pixels.shape[-1] != 3:
-        raise ImageReadError(name, f"unsupported photometric interpretation {photometric or '(none)'}")
-    warnings.warn(f"{name}: colour DICOM ({photometric}) converted to grayscale", ImageWarning, stacklevel=3)
+        raise ImageReadError(name, f"unsupported photometric interpretation {photometric or '(none)'}", "unsupported")
     gray = cv2.cvtColor(pixels.astype(np.float32), cv2.COLOR_RGB2GRAY)
     if photometric == "PALETTE COLOR":
         max_value = float(np.iinfo(pixels.dtype).max)  # the LUT's output depth
     else:
         max_value = float(2 ** int(ds.get("BitsStored", 8 * pixels.dtype.itemsize)) - 1)
     return np.clip(gray / max_value, 0.0, 1.0)
+
+
+def _has_window(ds: Dataset) -> bool:
+    return "VOILUTSequence" in ds or "WindowCenter" in ds
 
 
 def _auto_window(values: np.ndarray) -> np.ndarray:

@@ -47,24 +47,24 @@ def read_image(
     then smaller than ``meta.width`` x ``meta.height``). Raises :class:`ImageReadError` for unusable input.
     """
     if isinstance(source, np.ndarray):
-        unit = array_to_unit(source, name or "<array>")
-        return unit, ImageMeta(format="array", width=unit.shape[1], height=unit.shape[0])
+        unit, notes = array_to_unit(source, name or "<array>")
+        return unit, ImageMeta(format="array", width=unit.shape[1], height=unit.shape[0], notes=notes)
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), name or "<bytes>"
     else:
         path = Path(source)
         name = name or str(source)
         if path.is_dir():
-            raise ImageReadError(name, "is a folder; give an image file")
+            raise ImageReadError(name, "is a folder; give an image file", "unreadable")
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ImageReadError(name, "no such file") from None
+            raise ImageReadError(name, "no such file", "not_found") from None
         except OSError as err:
-            raise ImageReadError(name, f"cannot be read ({err.strerror or err})") from None
+            raise ImageReadError(name, f"cannot be read ({err.strerror or err})", "unreadable") from None
     image_format = sniff_format(data[:132])
     if image_format is None:
-        raise ImageReadError(name, "not a DICOM, PNG or JPEG file")
+        raise ImageReadError(name, "not a DICOM, PNG or JPEG file", "not_an_image")
     if image_format == "dicom":
         return read_dicom(io.BytesIO(data), name, target_long_side)
     return read_raster(data, name, image_format)

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from ..datasets.vindr import CLASS_NAMES, PAPER_ORDER
+from ..classes import CLASS_NAMES, PAPER_LABELS, PAPER_ORDER
 from ..fileio import write_figure_atomic
 from .classification import METRIC_NAMES
 
-__all__ = ["PAPER_LABELS", "classification_table", "detection_table", "plot_pr", "plot_roc"]
-
-PAPER_LABELS = ("LT2", "LT4", "LT6", "LT8", "LT10", "LT11", "LT13")
+__all__ = ["classification_table", "detection_table", "plot_pr", "plot_roc"]
 HEADERS = {
     "auroc": "AUROC",
     "f1": "F1",
@@ -54,13 +53,11 @@ def detection_table(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def plot_roc(labels: np.ndarray, scores: dict[str, tuple[np.ndarray, float]], path: Path, split: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """ROC curves of every model and the ensemble's operating point, written to ``path``."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    fig = Figure(figsize=(5.5, 5.5), dpi=120)  # a bare Figure: no pyplot state, the caller's backend untouched
+    ax = fig.subplots()
     for name, (score, threshold) in scores.items():
         fpr, tpr, _ = roc_curve(labels, score)
         style = {"linewidth": 2.5, "color": "black"} if name == "ensemble" else {"linewidth": 1.2}
@@ -88,16 +85,12 @@ def plot_roc(labels: np.ndarray, scores: dict[str, tuple[np.ndarray, float]], pa
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     write_figure_atomic(fig, path)
-    plt.close(fig)
 
 
 def plot_pr(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    """Precision-recall curves at IoU 0.5 per class (an :func:`dernet.metrics.average_precision_50` result)."""
+    fig = Figure(figsize=(6, 5), dpi=120)
+    ax = fig.subplots()
     for k in PAPER_ORDER:
         name = CLASS_NAMES[k]
         if result["precision"][name] is not None:
@@ -112,4 +105,3 @@ def plot_pr(result: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     write_figure_atomic(fig, path)
-    plt.close(fig)

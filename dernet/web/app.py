@@ -20,14 +20,14 @@ import cv2
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..gate.report import build_report, render_overlay
-from ..gate.runtime import RuntimeOptions
-from ..gate.screening import MODES, Screener, Screening, load_explainer
+from ..deploy.engines import RuntimeOptions
+from ..deploy.report import build_report, render_overlay
+from ..deploy.screening import MODES, Screener, Screening
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "create_app"]
 
 DEFAULT_MAX_UPLOAD_MB = 100.0
-UNSUPPORTED = "not a DICOM, PNG or JPEG file"
+UNSUPPORTED_MEDIA = {"not_an_image"}  # reason codes answered 415; every other rejection is 422
 CHUNK = 1 << 20
 
 
@@ -44,7 +44,11 @@ def create_app(
     the PyTorch members (and torch) once, here.
     """
     screener = screener or Screener(models, runtime)
-    explainer = load_explainer(checkpoints, screener.manifest) if checkpoints is not None else None
+    explainer = None
+    if checkpoints is not None:
+        from ..explain import explainer_for_export  # torch, only when heatmaps are asked for
+
+        explainer = explainer_for_export(checkpoints, screener.manifest)
     explain_lock = threading.Lock()  # grad-cam hooks the members per call: one explanation at a time
     limit = int(max_upload_mb * 1024 * 1024)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
@@ -97,8 +101,7 @@ def create_app(
         report = _report(result, screener, heatmap)
         if result.status == "ok":
             return JSONResponse(report)
-        unsupported = result.meta is None and (result.reason or "").startswith(UNSUPPORTED)
-        return JSONResponse(report, status_code=415 if unsupported else 422)
+        return JSONResponse(report, status_code=415 if result.reason_code in UNSUPPORTED_MEDIA else 422)
 
     return app
 

@@ -1,8 +1,9 @@
 """export/manifest.json: everything the gate needs besides the ONNX files, and nothing from the training configs.
 
-The classifier exporter and the detector exporter each write their own section (and the shared preprocessing),
-so either model can be re-exported alone. The gate reads the manifest through :func:`load_manifest`, which checks
-it once and turns it into typed records.
+This module owns the manifest: its types, its reader and its writer. The classifier exporter and the detector
+exporter each write their own section (and the shared preprocessing) through :func:`update_manifest`, so either model
+can be re-exported alone. The gate, the web app and every other front end read it through :func:`load_manifest`,
+which checks it once and turns it into typed records.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from ..fileio import write_bytes_atomic, write_json_atomic
 from ..imaging import ClaheParams
 
@@ -37,7 +39,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A missing or inconsistent export folder; the message says which file and what to run."""
 
 

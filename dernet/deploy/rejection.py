@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..export.manifest import Rejection
-from ..imaging import ImageMeta
+from ..imaging import ImageMeta, ImageReadError
+from .manifest import Rejection
 
-__all__ = ["rejection_reason"]
+__all__ = ["check_screenable"]
 
 
-def rejection_reason(meta: ImageMeta, windowed: np.ndarray, rules: Rejection) -> str | None:
-    """Why the image is not screened, or None when it may be."""
+def check_screenable(meta: ImageMeta, windowed: np.ndarray, rules: Rejection, name: str) -> None:
+    """Raise :class:`ImageReadError` (kind ``not_radiograph``, ``too_small`` or ``near_constant``) when the image
+    is not screened."""
     modality = (meta.modality or "").upper()
     if modality in rules.modalities:
-        return f"DICOM modality {modality} is not a projection radiograph; only X-ray images (DX, CR, ...) are screened"
+        reason = f"DICOM modality {modality} is not a projection radiograph; X-ray images (DX, CR, ...) are screened"
+        raise ImageReadError(name, reason, "not_radiograph")
     if min(meta.width, meta.height) < rules.min_side:
-        return (
+        reason = (
             f"image too small ({meta.width}x{meta.height} px; at least {rules.min_side} px on the short side is "
             "expected of a radiograph)"
         )
+        raise ImageReadError(name, reason, "too_small")
     spread = float(windowed.std())
     if spread < rules.min_std:
-        return f"near-constant image (standard deviation {spread:.2f} grey levels; at least {rules.min_std} expected)"
-    return None
+        reason = f"near-constant image (standard deviation {spread:.2f} grey levels; at least {rules.min_std} expected)"
+        raise ImageReadError(name, reason, "near_constant")

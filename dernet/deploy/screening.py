@@ -1,14 +1,13 @@
 """The gate's core: one input in, one screening result out (read, reject, classify, gate, detect).
 
-Shared by the command line, `make evaluate` and the web page. Preprocessing is dernet.imaging's
-:func:`load_windowed` at the manifest's cache long side, then :func:`model_input` at each model's size: the
-same calls, in the same order, the trainers make on the prepared cache. No torch, no Ultralytics.
+Shared by the command line, the web page, the quantizer's accuracy check and `make evaluate`. Preprocessing is
+dernet.imaging's :func:`load_windowed` at the manifest's cache long side, then :func:`model_input` at each model's
+size: the same calls, in the same order, the trainers make on the prepared cache. No torch, no Ultralytics.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ..export.manifest import Manifest, Rejection, load_manifest
-from ..export.variants import choose_variant, variant_sha256
 from ..imaging import (
     ImageMeta,
     ImageReadError,
@@ -31,10 +28,11 @@ from ..imaging import (
     load_windowed,
     scale_boxes,
 )
-from .backends import load_model
 from .detection import Detections, decode_detections
-from .rejection import rejection_reason
-from .runtime import RuntimeOptions
+from .engines import RuntimeOptions, load_model
+from .manifest import Manifest, Rejection, load_manifest
+from .rejection import check_screenable
+from .variants import choose_variant, variant_sha256
 
 __all__ = [
     "FUSION_MIN_CONFIDENCE",
@@ -44,7 +42,6 @@ __all__ = [
     "Screener",
     "Screening",
     "kept_by_mode",
-    "load_explainer",
 ]
 
 MODES = ("gate", "fusion", "all")
@@ -64,21 +61,21 @@ class Finding:
 
 @dataclass
 class Screening:
-    """What the gate found for one input; :mod:`dernet.gate.report` turns it into the report JSON and overlay."""
+    """What the gate found for one input; :mod:`dernet.deploy.report` turns it into the report JSON and overlay."""
 
     input: str
     status: str  # "ok" | "rejected"
     mode: str
     threshold: float
     reason: str | None = None
-    meta: ImageMeta | None = None
+    reason_code: str | None = None  # dernet.imaging.REASON_CODES, for machines (the web app's status code, say)
+    meta: ImageMeta | None = None  # its notes say what the reader converted
     probability: float | None = None
     member_probabilities: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     detector_ran: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
     windowed: np.ndarray | None = None  # the windowed cache-size image, for the overlay
-    warnings: list[str] = field(default_factory=list)
     runtime: dict[str, str] = field(default_factory=dict)  # the runtime variant of each model
 
     @property
@@ -91,7 +88,7 @@ class PreparedInput:
     """An input read, checked and turned into both models' arrays: the part of screening that needs no model, so
     a reader thread can prepare the next inputs while the models work on this one."""
 
-    result: Screening  # filled so far: status, reason, meta, windowed, warnings, read/preprocess timings
+    result: Screening  # filled so far: status, reason, meta, windowed, read/preprocess timings
     classifier_input: np.ndarray | None = None
     detector_input: np.ndarray | None = None
     geometry: Letterbox | None = None
@@ -103,11 +100,11 @@ class Screener:
     per input, or :meth:`screen_many` for a stream of inputs with reading overlapped with inference.
 
     ``variant`` picks the runtime variant of both models: ``auto`` (the fastest one the export accepted and this
-    install can run, per model; see :func:`dernet.export.variants.choose_variant`), a name such as ``fp32``, or
+    install can run, per model; see :func:`dernet.deploy.variants.choose_variant`), a name such as ``fp32``, or
     one per model (``{"classifier": "int8", "detector": "openvino-bf16"}``).
-    Inference sessions allow concurrent calls and nothing else here keeps per-call state, so threads may share
-    one Screener; only the capture of the reader's conversion warnings uses Python's process-wide warnings
-    machinery, so concurrent callers may see each other's warnings.
+    Inference sessions allow concurrent calls and nothing here keeps per-call state (the reader's conversion notes
+    come back on each result's metadata), so threads may share one Screener. JPEG 2000 decodes on one thread unless
+    the process asked for more (:func:`dernet.imaging.set_decoder_threads`, which the command lines call).
     """
 
     def __init__(
@@ -183,18 +180,16 @@ class Screener:
         name = name or str(source if not isinstance(source, (bytes, np.ndarray)) else "<upload>")
         result = Screening(input=name, status="ok", mode=mode, threshold=m.classifier.threshold)
         start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                windowed, meta = load_windowed(source, m.preprocessing.cache_long_side, name=name)
-            except ImageReadError as err:
-                return PreparedInput(_rejected(result, err.reason, None, start))
-        result.warnings = [str(w.message) for w in caught]
+        try:
+            windowed, meta = load_windowed(source, m.preprocessing.cache_long_side, name=name)
+        except ImageReadError as err:
+            return PreparedInput(_rejected(result, err, None, start))
         result.meta, result.windowed = meta, windowed
         t_read = time.perf_counter()
-        reason = rejection_reason(meta, windowed, self.rejection)
-        if reason:
-            return PreparedInput(_rejected(result, reason, meta, start, read_ms=_ms(start, t_read)))
+        try:
+            check_screenable(meta, windowed, self.rejection, name)
+        except ImageReadError as err:
+            return PreparedInput(_rejected(result, err, meta, start, read_ms=_ms(start, t_read)))
         clahe = m.preprocessing.clahe
         cls_input = classifier_array(windowed, m.classifier.input_size, clahe)
         det_input, geometry, det_size = detector_array(windowed, m.detector.imgsz, clahe)
@@ -250,14 +245,6 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
 
 
-def load_explainer(checkpoints: str | Path, manifest: Manifest):
-    """The Grad-CAM explainer (dernet.explain) on the checkpoints behind an export, reading images at the export's
-    cache long side. Imports torch: only for the gate's --explain and a web server started with checkpoints."""
-    from ..explain import Explainer
-
-    return Explainer(checkpoints, long_side=manifest.preprocessing.cache_long_side)
-
-
 def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.ndarray) -> np.ndarray:
     """Which detector boxes a mode reports: gate keeps none below the threshold (the detector does not even run
     there), fusion only those scoring >= 0.5 below it, all keeps every box. Evaluation derives its modes here too."""
@@ -269,8 +256,10 @@ def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.nda
     return np.zeros(scores.shape, bool)
 
 
-def _rejected(result: Screening, reason: str, meta: ImageMeta | None, start: float, read_ms: float | None = None):
-    result.status, result.reason, result.meta = "rejected", reason, meta
+def _rejected(
+    result: Screening, err: ImageReadError, meta: ImageMeta | None, start: float, read_ms: float | None = None
+) -> Screening:
+    result.status, result.reason, result.reason_code, result.meta = "rejected", err.reason, err.kind, meta
     elapsed = _ms(start, time.perf_counter())
     result.timings_ms = {"read": read_ms if read_ms is not None else elapsed, "preprocess": 0.0, "classify": 0.0,
                          "detect": 0.0, "total": elapsed}  # fmt: skip

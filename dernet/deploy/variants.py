@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import MissingExtraError, UsageError
+
 if TYPE_CHECKING:
     from .manifest import ClassifierSpec, DetectorSpec, Manifest
 
@@ -62,15 +64,15 @@ def choose_variant(
     entries = variant_entries(spec)
     if requested != "auto":
         if requested not in VARIANTS:
-            raise ValueError(f"unknown runtime variant '{requested}'; known: auto, {', '.join(VARIANTS)}")
+            raise UsageError(f"unknown runtime variant '{requested}'; known: auto, {', '.join(VARIANTS)}")
         entry = entries.get(requested)
         if entry is None or not (manifest.folder / entry["file"]).is_file():
-            raise ValueError(
+            raise UsageError(
                 f"{manifest.folder / spec.file}: no '{requested}' variant exported beside it; run "
                 f"`make export-onnx QUANTIZE={requested}` (present: {', '.join(sorted(entries))})"
             )
         if not engine_available(VARIANTS[requested].engine):
-            raise ValueError(f"variant '{requested}' needs {VARIANTS[requested].engine}: pip install -e '.[openvino]'")
+            raise MissingExtraError(VARIANTS[requested].engine, "openvino")
         return requested, manifest.folder / entry["file"]
     runnable = [
         (entry.get("ms", math.inf) if name != "fp32" else entry.get("ms", 0.0), name != "fp32", name)

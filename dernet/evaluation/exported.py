@@ -1,7 +1,7 @@
 """Evaluate the exported models through the gate's core, per gate mode (`make evaluate`), or score gate reports.
 
-python -m dernet.gate.evaluate --models export --data data/prepared --split test
-python -m dernet.gate.evaluate --reports runs/gate --annotations path/to/release/annotations/test.csv
+python -m dernet.evaluation --models export --data data/prepared --split test
+python -m dernet.evaluation --reports runs/gate --annotations path/to/release/annotations/test.csv
 
 The detector runs once per image at conf 0.001 (``--mode all``); the three modes are then derived from those boxes
 exactly as the gate applies them (gate: no boxes below the threshold; fusion: boxes >= 0.5 below it; all: every
@@ -11,7 +11,6 @@ the classifier probability and the top box score) is scored as a classifier besi
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -21,19 +20,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..cliutil import run_command
+from ..classes import CLASS_NAMES
 from ..datasets.labels import read_yolo_boxes
 from ..datasets.tables import read_table, split_rows
-from ..datasets.vindr import CLASS_NAMES, read_annotations
-from ..export.manifest import load_manifest
+from ..datasets.vindr import read_annotations
+from ..deploy.engines import RuntimeOptions
+from ..deploy.manifest import load_manifest
+from ..deploy.screening import FUSION_MIN_CONFIDENCE, MODES, Screener, kept_by_mode
+from ..errors import UsageError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..imaging import scale_boxes
 from ..metrics import DetectionSample, average_precision_50, binary_metrics, bootstrap_intervals
 from ..metrics.tables import classification_table, detection_table, plot_pr, plot_roc
-from .runtime import RuntimeOptions
-from .screening import FUSION_MIN_CONFIDENCE, MODES, Screener, kept_by_mode
 
-__all__ = ["ScoredImage", "evaluate_exported", "fused_score", "score_images", "score_reports"]
+__all__ = ["ScoredImage", "evaluate_exported", "format_result", "fused_score", "score_images", "score_reports"]
 
 EVAL_CONF = 0.001
 FUSION_NAME = "fusion: (p + top box) / 2"
@@ -90,7 +90,7 @@ def score_images(
 ) -> dict[str, Any]:
     """Classification metrics with 95% CIs (ensemble, members, counterpart fusion) and AP@0.5 per gate mode."""
     if not images:
-        raise ValueError("nothing to score: every input was rejected or none matched the annotations")
+        raise UsageError("nothing to score: every input was rejected or none matched the annotations")
     labels = np.array([im.abnormal for im in images], int)
     scores: dict[str, tuple[np.ndarray, float]] = {}
     for name, member_threshold in (member_thresholds or {}).items():
@@ -136,7 +136,7 @@ def evaluate_exported(
     screener = Screener(manifest, runtime, replace(manifest.rejection, min_side=0), variant=variant)
     rows = split_rows(read_table(data_dir), split)
     if rows.empty:
-        raise ValueError(f"{data_dir}: the {split} split is empty")
+        raise UsageError(f"{data_dir}: the {split} split is empty")
     images, rejected = [], []
     row_list = list(rows.itertuples())
     results = screener.screen_many(((data_dir / row.path, None) for row in row_list), mode="all", conf=EVAL_CONF)
@@ -200,7 +200,7 @@ def score_reports(
             unmatched += truth is None
             continue
         if report["mode"] != "all":
-            raise ValueError(f"{path}: made with --mode {report['mode']}; score reports made with --mode all")
+            raise UsageError(f"{path}: made with --mode {report['mode']}; score reports made with --mode all")
         threshold = report["threshold"]
         findings = report["findings"]
         images.append(
@@ -250,37 +250,3 @@ def _write(result: dict[str, Any], out_dir: Path, label: str) -> None:
         plot_roc(labels, scores, out_dir / f"roc_{label}.png", result["split"])
     pr = dict(result["detection"]["all"], split=f"{result['split']}, mode all")
     plot_pr(pr, out_dir / f"pr_{label}.png")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dernet.gate.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
-    parser.add_argument("--variant", default="auto", help="runtime variant (default auto; fp32, int8, ...)")
-    parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
-    parser.add_argument("--annotations", type=Path, nargs="+", help="release annotation CSV(s) for --reports")
-    args = parser.parse_args(argv)
-
-    def run(args: argparse.Namespace) -> int:
-        if args.reports:
-            if not args.annotations:
-                raise ValueError("--reports needs --annotations (the release's annotations/<split>.csv)")
-            result = score_reports(args.reports, args.annotations, args.bootstrap)
-            where = args.reports / "evaluation"
-        else:
-            result = evaluate_exported(
-                args.models, args.data, args.split, args.out, args.bootstrap, variant=args.variant
-            )
-            where = args.out
-        print(format_result(result))
-        print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png")
-        return 0
-
-    return run_command(run, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,7 +15,7 @@ from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
 from ..imaging import apply_clahe
 from .screening import Screening
 
-__all__ = ["build_report", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
+__all__ = ["blend_heatmap", "build_report", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
 
 # One colour per class id (BGR), distinguishable on a grey radiograph.
 CLASS_COLOURS = (
@@ -28,23 +28,26 @@ CLASS_COLOURS = (
     (180, 180, 255),
 )
 OVERLAY_MIN_LONG_SIDE = 800  # small demo images are enlarged so labels stay legible
-SUMMARY_COLUMNS = ("input", "status", "reason", "abnormal_probability", "threshold", "abnormal", "mode",
-                   "findings", "top_finding", "top_confidence", "total_ms", "report")  # fmt: skip
+HEATMAP_WEIGHT = 0.45  # share of the heatmap's colour in a blended pixel; the anatomy stays readable
+SUMMARY_COLUMNS = ("input", "status", "reason", "reason_code", "abnormal_probability", "threshold", "abnormal",
+                   "mode", "findings", "top_finding", "top_confidence", "total_ms", "report")  # fmt: skip
 
 
 def build_report(
     result: Screening, overlay: str | None, model_hashes: dict[str, str], heatmap: str | None = None
 ) -> dict[str, Any]:
     """The report dict: only the fields the contract names (no patient identifiers exist in it). ``heatmap`` is the
-    path of the Grad-CAM overlay when the gate ran with ``--explain``."""
+    path of the Grad-CAM overlay when the gate ran with ``--explain``; ``image.notes`` say what the reader converted."""
     meta = result.meta
     image = None
     if meta is not None:
-        image = {"width": meta.width, "height": meta.height, "modality": meta.modality, "photometric": meta.photometric}
+        image = {"width": meta.width, "height": meta.height, "modality": meta.modality,
+                 "photometric": meta.photometric, "notes": list(meta.notes)}  # fmt: skip
     return {
         "input": result.input,
         "status": result.status,
         "reason": result.reason,
+        "reason_code": result.reason_code,
         "overlay": overlay,
         "heatmap": heatmap,
         "image": image,
@@ -69,8 +72,6 @@ def render_overlay(result: Screening, heatmap: np.ndarray | None = None) -> np.n
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     if heatmap is not None:
-        from ..explain.render import blend_heatmap  # torch is loaded only when explanations were asked for
-
         canvas = blend_heatmap(image, heatmap)
     else:
         canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -85,6 +86,16 @@ def render_overlay(result: Screening, heatmap: np.ndarray | None = None) -> np.n
         cv2.rectangle(canvas, p1, p2, colour, thickness, cv2.LINE_AA)
         _label(canvas, f"{finding.label} {finding.confidence:.2f}", p1, colour, font_scale)
     return np.vstack([_banner(result, w, font_scale), canvas])
+
+
+def blend_heatmap(grey_or_bgr: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """A BGR uint8 image with ``heatmap`` (values in [0, 1], any size: resized to the image) blended in as OpenCV's
+    jet colormap. Grad-CAM maps are drawn this way by the gate, the web page and `python -m dernet.explain` alike."""
+    image = grey_or_bgr if grey_or_bgr.ndim == 3 else cv2.cvtColor(grey_or_bgr, cv2.COLOR_GRAY2BGR)
+    if heatmap.shape != image.shape[:2]:
+        heatmap = cv2.resize(heatmap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colours = cv2.applyColorMap(np.round(heatmap.clip(0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image, 1 - HEATMAP_WEIGHT, colours, HEATMAP_WEIGHT, 0.0)
 
 
 def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
@@ -142,7 +153,7 @@ def write_outputs(
 def summary_line(report: dict[str, Any]) -> str:
     """One human line per input for the terminal."""
     if report["status"] != "ok":
-        return f"{report['input']}: REJECTED - {report['reason']}"
+        return f"{report['input']}: REJECTED ({report['reason_code']}) - {report['reason']}"
     decision = "ABNORMAL" if report["abnormal"] else "normal"
     findings = report["findings"]
     listed = ", ".join(f"{f['label']} {f['confidence']:.2f}" for f in findings[:3])
@@ -162,7 +173,8 @@ def write_summary_csv(path: Path, reports: Iterable[tuple[dict[str, Any], Path]]
     for report, report_path in reports:
         top = max(report["findings"], key=lambda f: f["confidence"], default=None)
         writer.writerow([
-            report["input"], report["status"], report["reason"] or "", report["abnormal_probability"],
+            report["input"], report["status"], report["reason"] or "", report["reason_code"] or "",
+            report["abnormal_probability"],
             report["threshold"], report["abnormal"], report["mode"], len(report["findings"]),
             top["label"] if top else "", top["confidence"] if top else "", report["timings_ms"].get("total"),
             str(report_path),

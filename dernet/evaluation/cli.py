@@ -1,0 +1,48 @@
+"""`python -m dernet.evaluation [--models export] [--data data/prepared] [--split test]` (`make evaluate`), or
+`--reports DIR --annotations CSV...` to score gate reports made with `--mode all --conf 0.001`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cliutil import run_command
+from ..deploy.variants import VARIANTS
+from ..imaging import set_decoder_threads
+from .exported import evaluate_exported, format_result, score_reports
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dernet.evaluation",
+        description="Classification with 95%% CIs and AP@0.5 per class for each gate mode, from the exported models.",
+    )
+    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    parser.add_argument("--variant", default="auto", choices=("auto", *VARIANTS), help="runtime variant (default auto)")
+    parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
+    parser.add_argument("--annotations", type=Path, nargs="+", help="release annotation CSV(s) for --reports")
+    args = parser.parse_args(argv)
+    if args.reports and not args.annotations:
+        parser.error("--reports needs --annotations (the release's annotations/<split>.csv)")
+
+    def run(args: argparse.Namespace) -> int:
+        set_decoder_threads()
+        if args.reports:
+            result = score_reports(args.reports, args.annotations, args.bootstrap)
+            where = args.reports / "evaluation"
+        else:
+            result = evaluate_exported(
+                args.models, args.data, args.split, args.out, args.bootstrap, variant=args.variant
+            )
+            where = args.out
+        print(format_result(result))
+        print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png")
+        return 0
+
+    return run_command(run, args)
