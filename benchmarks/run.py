@@ -112,6 +112,9 @@ def torch_vs_ort(production: Path, assets: Path) -> dict[str, Any]:
     x_cls = torch.rand(1, 1, size, size)
     detector = _detector_module(checkpoints / "detector" / "weights" / "best.pt")
     x_det = torch.rand(1, 3, imgsz, imgsz)
+    # Ultralytics sets torch's threads to cores - 1 whenever it selects the CPU (building the detector assets did):
+    # PyTorch gets every core here, as ONNX Runtime does, so the comparison does not depend on what ran before.
+    torch.set_num_threads(os.cpu_count() or 1)
     with torch.inference_mode():
         torch_ms = {
             "classifier": ms(median_s(lambda: graph.eval()(x_cls))),
