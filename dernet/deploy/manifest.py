@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..fileio import write_bytes_atomic, write_json_atomic
-from ..imaging import ClaheParams
+from ..imaging import DEFAULT_MAX_PIXELS, ClaheParams
 
 __all__ = [
     "FORMAT_VERSION",
@@ -68,6 +68,7 @@ class Rejection:
     """Outlier rejection before classifying (thresholds a site may tune)."""
 
     min_side: int = 128  # px of the original image
+    max_pixels: int = DEFAULT_MAX_PIXELS  # checked in the header before decoding: larger inputs are refused
     min_std: float = 2.0  # grey levels of the windowed 8-bit image: below this it is near-constant
     # DICOM modalities that are clearly not a projection radiograph (a missing Modality tag is fine: the
     # VinDr-SpineXR release has none).

@@ -10,19 +10,19 @@ therefore always runs at the model's input resolution. A second path to the mode
 
 from __future__ import annotations
 
-import io
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from .dicom import read_dicom
+from .dicom import DEFAULT_MAX_PIXELS, read_dicom
 from .errors import ImageReadError
 from .meta import ImageMeta
 from .raster import array_to_unit, read_raster
 from .transforms import DEFAULT_CLAHE, ClaheParams, model_input, resize_reduced, to_uint8
 
-__all__ = ["Source", "load_windowed", "model_ready", "read_image", "sniff_format"]
+__all__ = ["Source", "load_windowed", "max_input_bytes", "model_ready", "read_image", "sniff_format"]
 
 Source = str | os.PathLike | bytes | np.ndarray
 
@@ -39,40 +39,74 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def read_image(
-    source: Source, target_long_side: int | None = None, name: str | None = None
+    source: Source, target_long_side: int | None = None, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, ImageMeta]:
     """Any supported input as a float32 image in [0, 1], bone bright, plus its metadata.
 
     ``target_long_side`` lets a large JPEG 2000 DICOM decode at a reduced resolution level (the array is
-    then smaller than ``meta.width`` x ``meta.height``). Raises :class:`ImageReadError` for unusable input.
+    then smaller than ``meta.width`` x ``meta.height``). Whatever the input holds, the answer is an image or an
+    :class:`ImageReadError` with a kind: the work done is bounded by ``max_pixels`` (checked in each header before
+    decoding) and by a file size of at most :func:`max_input_bytes`.
     """
     if isinstance(source, np.ndarray):
-        unit, notes = array_to_unit(source, name or "<array>")
+        name = name or "<array>"
+        if source.size > 4 * max_pixels:
+            raise ImageReadError(name, f"array of shape {source.shape} is over the pixel limit", "too_large")
+        unit, notes = array_to_unit(source, name)
         return unit, ImageMeta(format="array", width=unit.shape[1], height=unit.shape[0], notes=notes)
+    limit = max_input_bytes(max_pixels)
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), name or "<bytes>"
+        if len(data) > limit:
+            raise ImageReadError(name, f"{len(data) >> 20} MB is over the {limit >> 20} MB input limit", "too_large")
     else:
-        path = Path(source)
         name = name or str(source)
-        if path.is_dir():
-            raise ImageReadError(name, "is a folder; give an image file", "unreadable")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageReadError(name, "no such file", "not_found") from None
-        except OSError as err:
-            raise ImageReadError(name, f"cannot be read ({err.strerror or err})", "unreadable") from None
+        data = _read_file(Path(source), name, limit)
     image_format = sniff_format(data[:132])
     if image_format is None:
         raise ImageReadError(name, "not a DICOM, PNG or JPEG file", "not_an_image")
     if image_format == "dicom":
-        return read_dicom(io.BytesIO(data), name, target_long_side)
-    return read_raster(data, name, image_format)
+        unit, meta = read_dicom(data, name, target_long_side, max_pixels)
+    else:
+        unit, meta = read_raster(data, name, image_format, max_pixels)
+    if unit.ndim != 2 or unit.dtype != np.float32 or not np.isfinite(unit).all():  # the contract, whatever came in
+        raise ImageReadError(name, f"decoded to {unit.dtype} pixels of shape {unit.shape}; not a 2-D image", "corrupt")
+    return unit, meta
 
 
-def load_windowed(source: Source, long_side: int, name: str | None = None) -> tuple[np.ndarray, ImageMeta]:
+def max_input_bytes(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The largest file the reader takes: four bytes per allowed pixel (uncompressed 32-bit, or 8-bit colour with
+    room to spare) plus 16 MB of header; compressed radiographs are far smaller."""
+    return 4 * max_pixels + (16 << 20)
+
+
+def _read_file(path: Path, name: str, limit: int) -> bytes:
+    """The file's bytes, or why not: only regular files (a FIFO would block) of at most ``limit`` bytes are read."""
+    try:
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise ImageReadError(name, "is a folder; give an image file", "unreadable")
+        if not stat.S_ISREG(status.st_mode):
+            raise ImageReadError(name, "is not a regular file (a device, a pipe or a socket)", "unreadable")
+        if status.st_size > limit:
+            size = f"{status.st_size >> 20} MB"
+            raise ImageReadError(name, f"{size} is over the {limit >> 20} MB input limit", "too_large")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ImageReadError(name, "no such file", "not_found") from None
+    except OSError as err:  # a symlink loop, no permission, an I/O error
+        raise ImageReadError(name, f"cannot be read ({err.strerror or err})", "unreadable") from None
+    if len(data) > limit:  # it grew while we read it
+        raise ImageReadError(name, f"over the {limit >> 20} MB input limit", "too_large")
+    return data
+
+
+def load_windowed(
+    source: Source, long_side: int, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, ImageMeta]:
     """The windowed, resized 8-bit image (what preparation caches) and the original's metadata."""
-    unit, meta = read_image(source, target_long_side=long_side, name=name)
+    unit, meta = read_image(source, target_long_side=long_side, name=name, max_pixels=max_pixels)
     resized = resize_reduced(unit, meta.reduction, (meta.width, meta.height), long_side)
     return to_uint8(resized), meta
 

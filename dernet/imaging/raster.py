@@ -5,17 +5,29 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import ImageReadError
+from .errors import ImageReadError, rejecting_failures
+from .headers import jpeg_info, png_info
 from .meta import ImageMeta
 
 __all__ = ["array_to_unit", "read_raster"]
 
 
-def read_raster(data: bytes, name: str, image_format: str) -> tuple[np.ndarray, ImageMeta]:
-    """Decode PNG or JPEG bytes; colour is converted to grayscale (with a note when the channels differ)."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+def read_raster(data: bytes, name: str, image_format: str, max_pixels: int) -> tuple[np.ndarray, ImageMeta]:
+    """Decode PNG or JPEG bytes whose header is within ``max_pixels``; colour is converted to grayscale (with a note
+    when the channels differ)."""
+    kind = image_format.upper()
+    info = png_info(data) if image_format == "png" else jpeg_info(data)
+    if info is None:
+        raise ImageReadError(name, f"corrupt {kind} data (no readable image header)", "corrupt")
+    if not (info.width and info.height):
+        raise ImageReadError(name, f"corrupt {kind} header ({info.width}x{info.height} px)", "corrupt")
+    if info.width * info.height > max_pixels:
+        size = f"{info.width}x{info.height} px"
+        raise ImageReadError(name, f"{size} is over the limit of {max_pixels / 1e6:g} megapixels", "too_large")
+    with rejecting_failures(name, f"corrupt or truncated {kind} data"):
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise ImageReadError(name, f"corrupt or truncated {image_format.upper()} data", "corrupt")
+        raise ImageReadError(name, f"corrupt or truncated {kind} data", "corrupt")
     unit, notes = array_to_unit(pixels, name)
     bits = 16 if pixels.dtype == np.uint16 else 8
     photometric = "MONOCHROME2" if pixels.ndim == 2 else "RGB"
