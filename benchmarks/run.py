@@ -214,6 +214,19 @@ def end_to_end(production: Path, assets: Path, image: Path, settings: dict) -> d
             "variants": screener.variants}  # fmt: skip
 
 
+def isolation_cost(production: Path, image: Path) -> dict[str, float]:
+    """The gate core's preparation of one release-like image (read, reject, both model inputs) with decoding in a
+    bounded worker process (dernet.deploy.isolation, what the web server does) and in the process itself."""
+    from dernet.deploy import Screener
+    from dernet.deploy.isolation import IsolationLimits
+
+    with Screener(production, isolation=IsolationLimits(workers=1)) as isolated:
+        in_worker = median_s(lambda: isolated.prepare(image))
+    plain = Screener(production)
+    in_process = median_s(lambda: plain.prepare(image))
+    return {"in_process_ms": ms(in_process), "isolated_ms": ms(in_worker)}
+
+
 def reader(image: Path, settings: dict) -> dict[str, float]:
     """Our reader (reduced JPEG 2000 decode) to the model-ready classifier input vs a full decode + the same."""
     from dernet.imaging import load_windowed, model_input
@@ -345,6 +358,7 @@ def run(out_dir: Path) -> dict[str, Any]:
     log(f"end to end on one release-like abnormal image ({abnormal[0].name})")
     e2e = end_to_end(production, assets, abnormal[0], settings)
     read = reader(abnormal[0], settings)
+    isolation = isolation_cost(production, abnormal[0])
     log("gating and pipelining on folders")
     mixed = mixed_models(assets, demo, production)
     gate_s, all_s = folder_run(mixed, gating, "gate"), folder_run(mixed, gating, "all")
@@ -379,12 +393,14 @@ def run(out_dir: Path) -> dict[str, Any]:
         "peak_rss_mb": rss,
         "prepare_2_vs_1_workers": round(prep["images_per_s_2"] / prep["images_per_s_1"], 2),
         "gflops_per_s": {**gflops, "gemm_fp32_limit": gemm},
+        "isolation_cost_ms": round(isolation["isolated_ms"] - isolation["in_process_ms"], 1),
         "details": {
             "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
             "settings": settings,
             "runs_per_figure": RUNS,
             "end_to_end": e2e,
             "reader": read,
+            "isolation": isolation,
             "pytorch_ms": torch_ms,
             "runtime_ms": rt,
             "gflop_per_inference": {k: round(v / 1e9, 2) for k, v in flops.items()},
@@ -420,6 +436,7 @@ def markdown(result: dict[str, Any]) -> str:
         met = value >= target if op == ">=" else value <= target
         lines.append(f"| `{key}` | {value} | {op} {target} | {'yes' if met else '**no**'} |")
     lines.append(f"| `fast_runtime` | {result['fast_runtime']} | | |")
+    lines.append(f"| `isolation_cost_ms` | {result['isolation_cost_ms']} | | |")
     g = result["gflops_per_s"]
     for role in ("classifier", "detector"):
         rates = ", ".join(f"{k} {v}" for k, v in g[role].items())

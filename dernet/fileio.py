@@ -1,9 +1,15 @@
-"""Atomic writes: a killed run never leaves a half-written file that looks complete."""
+"""Atomic writes: a killed run never leaves a half-written file that looks complete.
+
+Each write goes to a hidden temp file named after the writing process (``.<name>.<pid>.<random>.tmp``), then is
+renamed into place. A killed run can leave such temp files behind; :func:`remove_stale_temp_files` removes those
+whose process is gone, so the next run into the same folder cleans up after it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +18,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "remove_stale_temp_files",
     "write_bytes_atomic",
     "write_figure_atomic",
     "write_json_atomic",
@@ -21,13 +28,18 @@ __all__ = [
 
 
 FILE_MODE = 0o644
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.\w+)?$")  # .<name>.<pid>.<random>.tmp[.<format>]
+
+
+def _temp_file(path: Path, suffix: str = "") -> tuple[int, str]:
+    return tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write to a hidden temp file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -58,6 +70,33 @@ def write_figure_atomic(fig: Any, path: str | os.PathLike) -> None:
     """Save a matplotlib figure to ``path`` (format from its suffix) through a temp file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    fd, tmp = _temp_file(path, path.suffix)  # matplotlib reads the format off the suffix
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Remove the temp files under ``folder`` that a killed writer left (its process is gone); how many."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp*"):
+        match = _TEMP_NAME.match(path.name)
+        if match and not _running(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..fileio import write_json_atomic, write_png_atomic, write_text_atomic
 from ..imaging import apply_clahe
+from ..inputs import display_name
 from .screening import Screening
 
 __all__ = ["blend_heatmap", "build_report", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
@@ -142,9 +143,9 @@ def write_outputs(
             path.unlink(missing_ok=True)  # nothing stale from an earlier run
     report = build_report(
         result,
-        None if overlay_image is None else str(overlay_path),
+        None if overlay_image is None else display_name(overlay_path),
         model_hashes,
-        None if heatmap_image is None else str(heatmap_path),
+        None if heatmap_image is None else display_name(heatmap_path),
     )
     write_json_atomic(report_path, report)
     return report, report_path
@@ -153,7 +154,8 @@ def write_outputs(
 def summary_line(report: dict[str, Any]) -> str:
     """One human line per input for the terminal."""
     if report["status"] != "ok":
-        return f"{report['input']}: REJECTED ({report['reason_code']}) - {report['reason']}"
+        verdict = "FAILED" if report["status"] == "error" else "REJECTED"
+        return f"{report['input']}: {verdict} ({report['reason_code']}) - {report['reason']}"
     decision = "ABNORMAL" if report["abnormal"] else "normal"
     findings = report["findings"]
     listed = ", ".join(f"{f['label']} {f['confidence']:.2f}" for f in findings[:3])
@@ -177,6 +179,6 @@ def write_summary_csv(path: Path, reports: Iterable[tuple[dict[str, Any], Path]]
             report["abnormal_probability"],
             report["threshold"], report["abnormal"], report["mode"], len(report["findings"]),
             top["label"] if top else "", top["confidence"] if top else "", report["timings_ms"].get("total"),
-            str(report_path),
+            display_name(report_path),
         ])  # fmt: skip
     write_text_atomic(path, buffer.getvalue())

@@ -7,7 +7,9 @@ size: the same calls, in the same order, the trainers make on the prepared cache
 
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +32,7 @@ from ..imaging import (
 )
 from .detection import Detections, decode_detections
 from .engines import RuntimeOptions, load_model
+from .isolation import IsolatedReader, IsolationLimits
 from .manifest import Manifest, Rejection, load_manifest
 from .rejection import check_screenable
 from .variants import choose_variant, variant_sha256
@@ -64,7 +67,7 @@ class Screening:
     """What the gate found for one input; :mod:`dernet.deploy.report` turns it into the report JSON and overlay."""
 
     input: str
-    status: str  # "ok" | "rejected"
+    status: str  # "ok" | "rejected" | "error" (a bug met on this input; the traceback is in error_traceback)
     mode: str
     threshold: float
     reason: str | None = None
@@ -77,6 +80,7 @@ class Screening:
     timings_ms: dict[str, float] = field(default_factory=dict)
     windowed: np.ndarray | None = None  # the windowed cache-size image, for the overlay
     runtime: dict[str, str] = field(default_factory=dict)  # the runtime variant of each model
+    error_traceback: str | None = None  # for the front end's log, never for the report
 
     @property
     def abnormal(self) -> bool | None:
@@ -105,6 +109,11 @@ class Screener:
     Inference sessions allow concurrent calls and nothing here keeps per-call state (the reader's conversion notes
     come back on each result's metadata), so threads may share one Screener. JPEG 2000 decodes on one thread unless
     the process asked for more (:func:`dernet.imaging.set_decoder_threads`, which the command lines call).
+
+    No input makes it raise: an unusable one comes back ``rejected`` with a reason and a reason code, and a bug met
+    on one comes back ``error`` with its traceback attached, so a folder or a server goes on with the next. With
+    ``isolation``, decoding runs in worker processes bounded in time and memory (:mod:`dernet.deploy.isolation`);
+    :meth:`close` stops them.
     """
 
     def __init__(
@@ -113,6 +122,7 @@ class Screener:
         runtime: RuntimeOptions | None = None,
         rejection: Rejection | None = None,
         variant: str | dict[str, str] = "auto",
+        isolation: IsolationLimits | None = None,
     ) -> None:
         self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
         self.rejection = rejection or self.manifest.rejection
@@ -126,6 +136,18 @@ class Screener:
             self.variants[role], self.files[role] = name, path
             loaded[role] = load_model(path, name, self.runtime)
         self.classifier, self.detector = loaded["classifier"], loaded["detector"]
+        self._isolated = IsolatedReader(isolation) if isolation is not None else None
+
+    def close(self) -> None:
+        """Stop the decoding workers (with ``isolation``); the models need nothing."""
+        if self._isolated is not None:
+            self._isolated.close()
+
+    def __enter__(self) -> Screener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def model_hashes(self) -> dict[str, str]:
@@ -175,25 +197,30 @@ class Screener:
                 yield self.infer(prepared, threshold, conf)
 
     def prepare(self, source: Source, name: str | None = None, mode: str = "gate") -> PreparedInput:
-        """Read, reject outliers and build both model inputs (no model runs here)."""
-        m = self.manifest
+        """Read, reject outliers and build both model inputs (no model runs here); never raises for an input."""
         name = name or str(source if not isinstance(source, (bytes, np.ndarray)) else "<upload>")
-        result = Screening(input=name, status="ok", mode=mode, threshold=m.classifier.threshold)
+        result = Screening(input=name, status="ok", mode=mode, threshold=self.manifest.classifier.threshold)
         start = time.perf_counter()
         try:
-            windowed, meta = load_windowed(source, m.preprocessing.cache_long_side, name=name)
+            return self._prepare(source, result, start)
         except ImageReadError as err:
-            return PreparedInput(_rejected(result, err, None, start))
+            return PreparedInput(_rejected(result, err, start))
+        except Exception:  # a bug met on this input: reported as such, and the next input goes on
+            return PreparedInput(_failed(result, start))
+
+    def _prepare(self, source: Source, result: Screening, start: float) -> PreparedInput:
+        m = self.manifest
+        load = self._isolated.load_windowed if self._isolated is not None else load_windowed
+        windowed, meta = load(source, m.preprocessing.cache_long_side, name=result.input,
+                              max_pixels=self.rejection.max_pixels)  # fmt: skip
         result.meta, result.windowed = meta, windowed
         t_read = time.perf_counter()
-        try:
-            check_screenable(meta, windowed, self.rejection, name)
-        except ImageReadError as err:
-            return PreparedInput(_rejected(result, err, meta, start, read_ms=_ms(start, t_read)))
+        result.timings_ms = {"read": _ms(start, t_read)}
+        check_screenable(meta, windowed, self.rejection, result.input)
         clahe = m.preprocessing.clahe
         cls_input = classifier_array(windowed, m.classifier.input_size, clahe)
         det_input, geometry, det_size = detector_array(windowed, m.detector.imgsz, clahe)
-        result.timings_ms = {"read": _ms(start, t_read), "preprocess": _ms(t_read, time.perf_counter())}
+        result.timings_ms["preprocess"] = _ms(t_read, time.perf_counter())
         return PreparedInput(result, cls_input, det_input, geometry, det_size)
 
     def infer(self, prepared: PreparedInput, threshold: float | None = None, conf: float | None = None) -> Screening:
@@ -206,6 +233,14 @@ class Screener:
         result.threshold = threshold
         if result.status != "ok":
             return result
+        try:
+            return self._infer(prepared, threshold, conf)
+        except Exception:  # a bug met on this input (a model that refuses its array, say): the next one goes on
+            began = time.perf_counter() - sum(result.timings_ms.values()) / 1000  # when reading it began
+            return _failed(result, began)
+
+    def _infer(self, prepared: PreparedInput, threshold: float, conf: float) -> Screening:
+        m, result = self.manifest, prepared.result
         t_pre = time.perf_counter()
         probability, members = self.classifier(prepared.classifier_input)
         result.probability = float(probability[0])
@@ -256,13 +291,26 @@ def kept_by_mode(mode: str, probability: float, threshold: float, scores: np.nda
     return np.zeros(scores.shape, bool)
 
 
-def _rejected(
-    result: Screening, err: ImageReadError, meta: ImageMeta | None, start: float, read_ms: float | None = None
-) -> Screening:
-    result.status, result.reason, result.reason_code, result.meta = "rejected", err.reason, err.kind, meta
+def _rejected(result: Screening, err: ImageReadError, start: float) -> Screening:
+    result.status, result.reason, result.reason_code = "rejected", err.reason, err.kind
+    return _stopped(result, start)
+
+
+def _failed(result: Screening, start: float) -> Screening:
+    """An input on which a bug struck: status ``error``, the exception's one line, the traceback kept aside."""
+    kind, value = sys.exc_info()[:2]
+    detail = str(value).strip().splitlines()[0][:160] if str(value).strip() else ""
+    result.status, result.reason_code = "error", "internal_error"
+    result.reason = f"internal error ({getattr(kind, '__name__', 'Exception')}{': ' + detail if detail else ''})"
+    result.error_traceback = traceback.format_exc()
+    result.probability, result.findings, result.member_probabilities = None, [], {}
+    return _stopped(result, start)
+
+
+def _stopped(result: Screening, start: float) -> Screening:
     elapsed = _ms(start, time.perf_counter())
-    result.timings_ms = {"read": read_ms if read_ms is not None else elapsed, "preprocess": 0.0, "classify": 0.0,
-                         "detect": 0.0, "total": elapsed}  # fmt: skip
+    read = result.timings_ms.get("read", elapsed)
+    result.timings_ms = {"read": read, "preprocess": 0.0, "classify": 0.0, "detect": 0.0, "total": elapsed}
     return result
 
 

@@ -2,7 +2,8 @@
 [--providers ...] [--threads N] [--json] [--explain [--checkpoints DIR]]`: screen radiographs with the exported
 models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and imports torch for them).
 
-Exit codes: 0 every input screened; 1 some inputs rejected (the others were screened); 2 usage error.
+Exit codes: 0 every input screened; 1 some inputs rejected or failed (the others were screened; each has a report);
+2 a usage error, found before any input was read.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from tqdm import tqdm
 
 from ..cliutil import run_command
 from ..deploy.engines import RuntimeOptions
+from ..deploy.isolation import IsolationLimits
 from ..deploy.report import summary_line, write_outputs, write_summary_csv
 from ..deploy.screening import MODES, Screener, Screening
 from ..deploy.variants import VARIANTS
+from ..errors import UsageError
+from ..fileio import remove_stale_temp_files
 from ..imaging import set_decoder_threads
-from ..inputs import collect_inputs, output_stems
+from ..inputs import collect_inputs, display_name, output_stems
 
 __all__ = ["main"]
 
@@ -30,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dernet.gate",
         description="Screen spine radiographs: abnormality score, lesion boxes, a report and an overlay per input.",
-        epilog="Exit codes: 0 all screened, 1 some inputs rejected (the rest processed), 2 usage error.",
+        epilog="Exit codes: 0 all screened, 1 some inputs rejected or failed (the rest processed), 2 usage error.",
     )
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="DICOM (any extension), PNG, JPEG, or folders"
@@ -64,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="inputs read ahead while the models run (0: strictly one after the other; default 2)",
     )
+    parser.add_argument(
+        "--isolate",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        metavar="WORKERS",
+        help="decode in WORKERS worker processes (default 2) bounded by --decode-timeout and --decode-memory-mb: "
+        "for inputs from untrusted sources",
+    )
+    parser.add_argument("--decode-timeout", type=float, default=30.0, help="with --isolate: seconds per input")
+    parser.add_argument("--decode-memory-mb", type=int, default=3072, help="with --isolate: memory per worker")
     parser.add_argument("--json", action="store_true", help="print one JSON report per line instead of a summary line")
     parser.add_argument(
         "--explain",
@@ -92,39 +108,59 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(args: argparse.Namespace) -> int:
         set_decoder_threads(args.threads or None)
-        files, any_folder = collect_inputs(args.paths, args.out)
+        files, _ = collect_inputs(args.paths, args.out)
+        _prepare_output_folder(args.out)
+        isolation = IsolationLimits(args.isolate, args.decode_timeout, args.decode_memory_mb) if args.isolate else None
         runtime = RuntimeOptions(args.providers, args.threads)
-        screener = Screener(args.models, runtime, variant=args.variant)  # ManifestError: exit 2
-        explainer = _explainer(args.checkpoints, screener) if args.explain else None
-        stems = output_stems(files)
-        several = any_folder or len(files) > 1
-        written = []
-        rejected = 0
-        progress = tqdm(
-            total=len(files), desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
-        )
-        results = screener.screen_many(
-            ((path, str(path)) for path in files), args.mode, args.threshold, args.conf, prefetch=args.prefetch
-        )
+        with Screener(args.models, runtime, variant=args.variant, isolation=isolation) as screener:  # exit 2 if bad
+            explainer = _explainer(args.checkpoints, screener) if args.explain else None
+            written = _screen_all(args, files, screener, explainer)
+        not_screened = sum(report["status"] != "ok" for report, _ in written)
+        if not args.json:
+            print(
+                f"{len(files) - not_screened} screened, {not_screened} not; reports and overlays in {args.out}/ and "
+                f"{args.out / 'summary.csv'}"
+            )
+        return 1 if not_screened else 0
+
+    return run_command(run, args)
+
+
+def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener, explainer) -> list:
+    """Screen every input, writing its report as it comes; summary.csv is written whatever happens on the way."""
+    stems = output_stems(files)
+    written: list[tuple[dict, Path]] = []
+    progress = tqdm(
+        total=len(files), desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
+    )
+    results = screener.screen_many(
+        ((path, display_name(path)) for path in files), args.mode, args.threshold, args.conf, prefetch=args.prefetch
+    )
+    try:
         for path, result in zip(files, results, strict=True):
             progress.update()
             heatmap = _heatmap(explainer, result) if explainer is not None else None
             report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes, heatmap)
-            rejected += report["status"] != "ok"
             written.append((report, report_path))
-            line = json.dumps(report) if args.json else summary_line(report)
-            progress.write(line, file=sys.stdout)
+            progress.write(json.dumps(report) if args.json else summary_line(report), file=sys.stdout)
             for note in result.meta.notes if result.meta else ():
-                progress.write(f"note: {path}: {note}", file=sys.stderr)
+                progress.write(f"note: {report['input']}: {note}", file=sys.stderr)
+            if result.error_traceback:  # a bug met on this input, logged once; the report says so too
+                progress.write(f"error: {report['input']}: {result.reason}\n{result.error_traceback}", file=sys.stderr)
+    finally:
         progress.close()
-        if several:
-            write_summary_csv(args.out / "summary.csv", written)
-        if not args.json:
-            extra = f" and {args.out / 'summary.csv'}" if several else ""
-            print(f"{len(files) - rejected} screened, {rejected} rejected; reports and overlays in {args.out}/{extra}")
-        return 1 if rejected else 0
+        write_summary_csv(args.out / "summary.csv", written)
+    return written
 
-    return run_command(run, args)
+
+def _prepare_output_folder(out: Path) -> None:
+    """Create the output folder (a user's mistake if impossible) and clear what a killed earlier run left there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = f"cannot create the output folder ({err.strerror or err}); choose another --out"
+        raise UsageError(f"{out}: {reason}") from None
+    remove_stale_temp_files(out)
 
 
 def _explainer(checkpoints: Path, screener: Screener):
