@@ -167,7 +167,7 @@ def test_web_api_returns_a_heatmap_when_started_with_checkpoints(
 
     from dernet.web.app import create_app
 
-    client = TestClient(create_app(exported_models, checkpoints=fitted_ensemble))
+    client = TestClient(create_app(exported_models, checkpoints=fitted_ensemble, isolation=None))
     assert client.get("/api/health").json()["explain"] is True
     with open(abnormal_dicom, "rb") as handle:
         report = client.post("/api/analyze", files={"file": ("a.dcm", handle)}, data={"mode": "all"}).json()

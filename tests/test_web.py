@@ -16,7 +16,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from dernet.deploy import Screener  # noqa: E402
-from dernet.web.app import create_app  # noqa: E402
+from dernet.web.app import ServerLimits, create_app  # noqa: E402
 
 from .test_export_gate import REPORT_KEYS, _phantom_files, _rejects  # noqa: E402
 
@@ -79,7 +79,7 @@ def test_png_upload(client: TestClient, tmp_path: Path, phantom_dir: Path) -> No
 
 
 def test_oversize_upload_is_413(screener: Screener, phantom_dir: Path) -> None:
-    small = TestClient(create_app(screener=screener, max_upload_mb=0.01))
+    small = TestClient(create_app(screener=screener, limits=ServerLimits(max_upload_mb=0.01)))
     response = _post(small, _phantom_files(phantom_dir, True, 1)[0])
     assert response.status_code == 413 and "0.01 MB limit" in response.json()["detail"]
 
@@ -149,3 +149,97 @@ def test_uploads_leave_no_files_behind(client: TestClient, phantom_dir: Path, tm
         assert set(tmp_path.iterdir()) == before
     finally:
         tempfile.tempdir = None
+
+
+def test_a_chunked_upload_is_refused_at_the_limit_while_it_streams(screener: Screener) -> None:
+    """A real server (uvicorn on loopback, in a thread): a chunked upload of 64 MB is answered 413 after its first
+    chunks, while the client is still sending; nothing past the limit is read."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    app = create_app(screener=screener, limits=ServerLimits(max_upload_mb=0.05))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            boundary = "spinecadboundary"
+            conn.sendall(
+                b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                + f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+            )
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.dcm"\r\n\r\n'.encode()
+            conn.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+            conn.setblocking(False)
+            sent, answer = 0, b""
+            while sent < 1000 and b"\r\n\r\n" not in answer:  # 1000 chunks of 64 KB: 64 MB if it were all read
+                try:
+                    conn.sendall(b"10000\r\n" + b"\0" * 65536 + b"\r\n")
+                    sent += 1
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+                time.sleep(0.01)
+                try:
+                    answer += conn.recv(65536)
+                except BlockingIOError:
+                    pass
+        assert answer.startswith(b"HTTP/1.1 413") and b"0.05 MB limit" in answer, answer[:300]
+        assert sent < 20  # answered within a few chunks of the limit, while the rest was still to come
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_reproducers_are_answered_4xx_never_5xx(client: TestClient, tmp_path: Path) -> None:
+    from .fuzzing import reproducers
+
+    statuses = {}
+    for path in reproducers(tmp_path):
+        response = _post(client, path)
+        statuses[path.name] = response.status_code
+        assert response.status_code in {200, 415, 422}, (path.name, response.text[:300])
+    assert 422 in statuses.values()
+
+
+def test_a_full_server_answers_503_at_once(screener: Screener, phantom_dir: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+    real = screener.screen
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(screener, "screen", slow)
+    busy = TestClient(create_app(screener=screener, limits=ServerLimits(max_concurrent=1, queue_timeout_s=0.2)))
+    path = _phantom_files(phantom_dir, True, 1)[0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(_post, busy, path)
+        time.sleep(0.5)  # the first one holds the only screening slot
+        second = _post(busy, path)
+        assert second.status_code == 503 and second.headers["retry-after"] == "5"
+        release.set()
+        assert first.result().status_code == 200
+    full = TestClient(create_app(screener=screener, limits=ServerLimits(max_pending=0)))
+    assert _post(full, path).status_code == 503
+
+
+def test_errors_are_documented_and_client_values_are_not_echoed(client: TestClient, phantom_dir: Path) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/api/analyze"]["post"]["responses"]
+    assert {"413", "415", "422", "503"} <= set(responses)
+    path = _phantom_files(phantom_dir, True, 1)[0]
+    long_mode = _post(client, path, mode="x" * 10_000)
+    assert long_mode.status_code == 422 and len(long_mode.text) < 300 and "x" * 40 not in long_mode.text
+    with open(path, "rb") as handle:
+        bad_conf = client.post("/api/analyze", files={"file": ("a.dcm", handle)}, data={"conf": "9" * 10_000})
+    assert bad_conf.status_code == 422 and len(bad_conf.text) < 400 and "9" * 40 not in bad_conf.text

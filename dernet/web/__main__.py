@@ -7,7 +7,11 @@ import argparse
 from pathlib import Path
 
 from ..cliutil import run_command
+from ..deploy.isolation import IsolationLimits
 from ..imaging import set_decoder_threads
+from .limits import ServerLimits
+
+SHUTDOWN_S = 5  # seconds the server gives in-flight requests on SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,8 +19,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--models", type=Path, default=Path("export"), help="exported models folder")
-    parser.add_argument("--max-upload-mb", type=float, default=100.0, help="larger uploads are refused with 413")
+    limits, isolation = ServerLimits(), IsolationLimits()
+    parser.add_argument("--max-upload-mb", type=float, default=limits.max_upload_mb, help="larger uploads: 413")
+    parser.add_argument(
+        "--max-pending", type=int, default=limits.max_pending, help="analyze requests in hand at once; more: 503"
+    )
+    parser.add_argument(
+        "--max-concurrent", type=int, default=limits.max_concurrent, help="screenings at once (0: one per core)"
+    )
+    parser.add_argument(
+        "--queue-timeout", type=float, default=limits.queue_timeout_s, help="seconds a request waits its turn; 503"
+    )
     parser.add_argument("--threads", type=int, default=0, help="inference and decoding threads (0: all cores)")
+    parser.add_argument(
+        "--decode-workers", type=int, default=isolation.workers, help="processes that decode uploads (0: in-process)"
+    )
+    parser.add_argument(
+        "--decode-timeout", type=float, default=isolation.timeout_s, help="seconds per upload's decoding"
+    )
+    parser.add_argument("--decode-memory-mb", type=int, default=isolation.memory_mb, help="memory per decoding process")
     parser.add_argument(
         "--checkpoints",
         type=Path,
@@ -31,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         from .app import create_app
 
         set_decoder_threads(args.threads or None)
+        limits = ServerLimits(args.max_upload_mb, args.max_pending, args.max_concurrent, args.queue_timeout)
+        isolation = None
+        if args.decode_workers:
+            isolation = IsolationLimits(args.decode_workers, args.decode_timeout, args.decode_memory_mb)
         runtime = RuntimeOptions(threads=args.threads)
-        app = create_app(args.models, args.max_upload_mb, runtime, checkpoints=args.checkpoints)  # loads the models
+        app = create_app(args.models, limits, runtime, checkpoints=args.checkpoints, isolation=isolation)
         explain = f"; heatmaps from {args.checkpoints}" if args.checkpoints else ""
         print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}{explain}; Ctrl+C stops)")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        # SIGTERM: in-flight requests get a few seconds to finish (decoding is bounded by --decode-timeout anyway)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_S)
         return 0
 
     return run_command(run, args)

@@ -2,7 +2,8 @@
 
 POST /api/analyze  multipart `file` (+ optional `mode`, `conf`): the gate's report plus `overlay_png_base64` (and
                    `heatmap_png_base64`, Grad-CAM over the overlay, when the server was started with checkpoints);
-                   413 over the size limit, 415 not a DICOM/PNG/JPEG, 422 unreadable or rejected (with the report)
+                   413 over the size limit (refused while streaming), 415 not a DICOM/PNG/JPEG, 422 unreadable or
+                   rejected (with the report), 500 a bug met on the input (with the report), 503 busy
 GET  /api/health   status and model hashes
 GET  /             the page (no external scripts, styles or fonts)
 GET  /docs         OpenAPI documentation (FastAPI's default)
@@ -11,52 +12,84 @@ GET  /docs         OpenAPI documentation (FastAPI's default)
 from __future__ import annotations
 
 import base64
+import logging
+import os
 import threading
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import cv2
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..deploy.engines import RuntimeOptions
+from ..deploy.isolation import IsolationLimits
 from ..deploy.report import build_report, render_overlay
 from ..deploy.screening import MODES, Screener, Screening
+from .guard import AnalyzeGuard
+from .limits import ServerLimits
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "create_app"]
+LOG = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_MB = 100.0
+__all__ = ["ServerLimits", "create_app"]
+
 UNSUPPORTED_MEDIA = {"not_an_image"}  # reason codes answered 415; every other rejection is 422
-CHUNK = 1 << 20
+ANALYZE = "/api/analyze"
+DEFAULT_ISOLATION = IsolationLimits()
+ERRORS = {
+    413: "The upload is larger than the server's limit (refused while it streams).",
+    415: "Not a DICOM, PNG or JPEG file: the report, with reason_code not_an_image.",
+    422: "Unreadable or rejected (the report, with reason and reason_code), or a form field out of range.",
+    500: "A bug met on this input: the report, with reason_code internal_error (the traceback is in the log).",
+    503: "Busy: more requests in hand than the server takes on, or no screening slot within the queue timeout.",
+}
 
 
 def create_app(
     models: str | Path = "export",
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    limits: ServerLimits | None = None,
     runtime: RuntimeOptions | None = None,
     screener: Screener | None = None,
     checkpoints: str | Path | None = None,
+    isolation: IsolationLimits | None = DEFAULT_ISOLATION,
 ) -> FastAPI:
     """The app, with the models loaded now (a missing or broken export fails here, at start, not per request).
 
-    With ``checkpoints`` (the folder holding ensemble.json) each report also carries a Grad-CAM heatmap; that loads
-    the PyTorch members (and torch) once, here.
+    Uploads are decoded in worker processes bounded by ``isolation`` (None: in the server's own process). A given
+    ``screener`` is used as it is (and stays the caller's to close). With ``checkpoints`` (the folder holding
+    ensemble.json) each report also carries a Grad-CAM heatmap; that loads the PyTorch members (and torch) once, here.
     """
-    screener = screener or Screener(models, runtime)
+    limits = limits or ServerLimits()
+    owned = screener is None
+    screener = screener or Screener(models, runtime, isolation=isolation)
     explainer = None
     if checkpoints is not None:
         from ..explain import explainer_for_export  # torch, only when heatmaps are asked for
 
         explainer = explainer_for_export(checkpoints, screener.manifest)
     explain_lock = threading.Lock()  # grad-cam hooks the members per call: one explanation at a time
-    limit = int(max_upload_mb * 1024 * 1024)
+    slots = threading.BoundedSemaphore(limits.max_concurrent or os.cpu_count() or 1)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if owned:
+            screener.close()  # the decoding workers
+
     app = FastAPI(
         title="spine-cad screening gate",
         description="Abnormality score and lesion boxes for spine radiographs. Not for clinical use without "
         "validation on your own data.",
+        lifespan=lifespan,
     )
+    app.add_middleware(
+        AnalyzeGuard, path=ANALYZE, max_body=int(limits.max_upload_mb * 2**20), max_pending=limits.max_pending
+    )
+    app.add_exception_handler(RequestValidationError, _short_validation_errors)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -72,13 +105,12 @@ def create_app(
             "threshold": m.classifier.threshold,
             "conf": m.detector.conf,
             "modes": list(MODES),
-            "max_upload_mb": max_upload_mb,
+            "max_upload_mb": limits.max_upload_mb,
             "explain": explainer is not None,
         }
 
-    @app.post("/api/analyze")
+    @app.post(ANALYZE, responses={code: {"description": text} for code, text in ERRORS.items()})
     def analyze(
-        request: Request,
         file: Annotated[UploadFile, File()],
         mode: Annotated[str, Form()] = "gate",
         conf: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
@@ -88,33 +120,46 @@ def create_app(
         ``conf`` is the detector's minimum box confidence (default: the manifest's), as the gate's ``--conf``.
         """
         if mode not in MODES:
-            raise HTTPException(422, f"mode must be one of {', '.join(MODES)}, got '{mode}'")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + CHUNK:
-            raise HTTPException(413, f"upload larger than the {max_upload_mb:g} MB limit")
-        data = _read_limited(file, limit, max_upload_mb)
-        result = screener.screen(data, name=_upload_name(file.filename), mode=mode, conf=conf)
-        heatmap = None
-        if explainer is not None and result.status == "ok":
-            with explain_lock:
-                heatmap = explainer.heatmap_on_windowed(result.windowed)
-        report = _report(result, screener, heatmap)
-        if result.status == "ok":
-            return JSONResponse(report)
-        return JSONResponse(report, status_code=415 if result.reason_code in UNSUPPORTED_MEDIA else 422)
+            raise HTTPException(422, f"mode must be one of {', '.join(MODES)}, got {_short(mode)}")
+        data = file.file.read()  # within the upload limit: AnalyzeGuard refused anything larger
+        if not slots.acquire(timeout=limits.queue_timeout_s):
+            detail = f"no screening slot within {limits.queue_timeout_s:g} s; try again shortly"
+            raise HTTPException(503, detail, headers={"Retry-After": "5"})
+        try:
+            result = screener.screen(data, name=_upload_name(file.filename), mode=mode, conf=conf)
+            heatmap = None
+            if explainer is not None and result.status == "ok":
+                with explain_lock:
+                    heatmap = explainer.heatmap_on_windowed(result.windowed)
+        finally:
+            slots.release()
+        if result.error_traceback:
+            LOG.error("%s: %s\n%s", result.input, result.reason, result.error_traceback)
+        return JSONResponse(_report(result, screener, heatmap), status_code=_status(result))
 
     return app
 
 
-def _read_limited(file: UploadFile, limit: int, limit_mb: float) -> bytes:
-    """The upload's bytes, refusing (413) as soon as it passes the limit; nothing is written to disk by us."""
-    chunks, size = [], 0
-    while chunk := file.file.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"upload larger than the {limit_mb:g} MB limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _status(result: Screening) -> int:
+    if result.status == "ok":
+        return 200
+    if result.status == "error":
+        return 500
+    return 415 if result.reason_code in UNSUPPORTED_MEDIA else 422
+
+
+async def _short_validation_errors(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 for a malformed form, with what the client sent cut to a short prefix (never echoed in full)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "input": _short(e.get("input"))}
+              for e in errors]  # fmt: skip
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _short(value: Any, limit: int = 32) -> str:
+    """A client's value as a message may quote it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _upload_name(filename: str | None) -> str:
