@@ -40,7 +40,7 @@ LAYERS = {
 }
 # The screening path: what `pip install 'spine-cad[cpu]'` (plus the web extra for dernet.web) must run.
 SCREENING = ("dernet.imaging", "dernet.deploy", "dernet.gate", "dernet.web")
-BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "onnxruntime"}  # the base install and the cpu extra
+BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "pebble", "onnxruntime"}  # the base install, the cpu extra
 WEB = {"fastapi", "starlette", "uvicorn"}
 LAZY = {"onnxruntime", "openvino", "uvicorn"}  # imported inside functions, only when a variant or a server asks
 

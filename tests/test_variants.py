@@ -73,7 +73,8 @@ def test_auto_picks_the_fastest_accepted_variant_and_reports_it(variant_models: 
     for role in ("classifier", "detector"):
         entries = data[role]["variants"]
         accepted = {n: e["ms"] for n, e in entries.items() if n == "fp32" or e["accepted"]}
-        assert screener.variants[role] == min(accepted, key=accepted.get)
+        # the fastest; on a tie (the tiny models' latencies are rounded to 0.01 ms) fp32, which needs nothing extra
+        assert screener.variants[role] == min(accepted, key=lambda name: (accepted[name], name != "fp32"))
     result = screener.screen(_phantom_files(phantom_dir, True, 1)[0], mode="all")
     assert result.runtime == screener.variants
     forced = Screener(variant_models, variant="fp32")
