@@ -45,14 +45,11 @@ def log(message: str) -> None:
 
 
 def naive_windowed(path: Path, long_side: int) -> np.ndarray:
-    """The windowed cache image from pydicom's full-resolution decode (our reader decodes a reduced level)."""
-    import pydicom
+    """The windowed cache image from pydicom's full-resolution decode (our reader decodes a reduced level): the
+    reader without a target size decodes every pixel, then the same windowing and resize."""
+    from dernet.imaging import read_image, resize_long_side, to_uint8
 
-    from dernet.imaging import resize_long_side, to_uint8
-    from dernet.imaging.dicom import _monochrome_to_unit  # the reader's own windowing, after pydicom's full decode
-
-    ds = pydicom.dcmread(path)
-    unit = _monochrome_to_unit(ds.pixel_array, ds, ds.PhotometricInterpretation)
+    unit, _ = read_image(path)  # no target long side: the full decode
     return to_uint8(resize_long_side(unit, long_side))
 
 
