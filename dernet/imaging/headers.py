@@ -79,8 +79,8 @@ def j2k_info(data: bytes) -> StreamInfo | None:
             return None
     if data[offset : offset + 4] != b"\xff\x4f\xff\x51" or len(data) < offset + 6:
         return None  # SOC, then SIZ, which must come second (ISO/IEC 15444-1 A.5.1)
-    siz = data[offset + 4 :]
-    length = int.from_bytes(siz[:2], "big")
+    length = int.from_bytes(data[offset + 4 : offset + 6], "big")
+    siz = data[offset + 4 : offset + 4 + length]  # the segment only: the codestream runs to megabytes
     if length < 41 or len(siz) < length:
         return None
     xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", siz[4:20])

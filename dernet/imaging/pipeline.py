@@ -92,12 +92,12 @@ def _read_file(path: Path, name: str, limit: int) -> bytes:
             size = f"{status.st_size >> 20} MB"
             raise ImageReadError(name, f"{size} is over the {limit >> 20} MB input limit", "too_large")
         with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+            data = handle.read()
     except FileNotFoundError:
         raise ImageReadError(name, "no such file", "not_found") from None
     except OSError as err:  # a symlink loop, no permission, an I/O error
         raise ImageReadError(name, f"cannot be read ({err.strerror or err})", "unreadable") from None
-    if len(data) > limit:  # it grew while we read it
+    if len(data) > limit:  # it grew after we looked
         raise ImageReadError(name, f"over the {limit >> 20} MB input limit", "too_large")
     return data
 
