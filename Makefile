@@ -22,7 +22,6 @@ FOLDS ?= 5
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
 ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
-CHECKPOINTS ?= $(patsubst %/,%,$(dir $(ENSEMBLE_JSON)))
 EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
@@ -70,7 +69,7 @@ cv-ensemble: install ## K-fold cross-validation of each member: make cv-ensemble
 		$(PY) -m dernet cv --folds $(FOLDS) --config $(CONFIG_DIR)/$$member.yaml || exit $$?; done
 
 evaluate-ensemble: install ## members + ensemble metrics with 95% CIs and ROC on SPLIT (default test)
-	$(PY) -m dernet evaluate --config $(CONFIG_DIR)/ensemble.yaml --split $(SPLIT)
+	$(PY) -m dernet evaluate-ensemble --config $(CONFIG_DIR)/ensemble.yaml --split $(SPLIT)
 
 train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=... overrides; key=value in ARGS=...)
 	$(PY) -m yolo_spine.train --config $(YOLO_CONFIG) $(ARGS)
@@ -79,9 +78,8 @@ evaluate-yolo: install ## detector AP@0.5 per class + mAP on SPLIT (default test
 	$(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split $(SPLIT)
 
 export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (verified); QUANTIZE="int8 openvino-bf16"
-	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
-	$(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
-	$(if $(QUANTIZE),$(PY) -m dernet.export.quantize --models $(EXPORT) --data $(PREPARED) --variants $(QUANTIZE))
+	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --weights $(YOLO_WEIGHTS) --data $(PREPARED) \
+		--models $(EXPORT) $(if $(QUANTIZE),--quantize $(QUANTIZE))
 
 evaluate: install ## classification + per-class AP for each gate mode, from the exported models on SPLIT (default test)
 	$(PY) -m dernet.evaluation --models $(EXPORT) --data $(PREPARED) --split $(SPLIT)
@@ -91,15 +89,15 @@ gate: install ## screen files or folders with the exported models: make gate INP
 	$(PY) -m dernet.gate $(INPUT) --models $(EXPORT) $(ARGS)
 
 explain: install ## Grad-CAM heatmaps per member + ensemble: make explain INPUT=path [ARGS="--method gradcam++"]
-	@test -n "$(INPUT)" || { echo "usage: make explain INPUT=file-or-folder [CHECKPOINTS=runs/ensemble] [ARGS=...]"; exit 2; }
-	$(PY) -m dernet.explain $(INPUT) --checkpoints $(CHECKPOINTS) $(ARGS)
+	@test -n "$(INPUT)" || { echo "usage: make explain INPUT=file-or-folder [ENSEMBLE_JSON=...] [ARGS=...]"; exit 2; }
+	$(PY) -m dernet.explain $(INPUT) --ensemble $(ENSEMBLE_JSON) $(ARGS)
 
 serve: install ## the gate as a web page on http://127.0.0.1:8000/ (HOST=, PORT=, EXPORT=; EXPLAIN=1: heatmap toggle)
 	$(PY) -m dernet.web --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000) --models $(EXPORT) \
-		$(if $(EXPLAIN),--checkpoints $(CHECKPOINTS))
+		$(if $(EXPLAIN),--ensemble $(ENSEMBLE_JSON))
 
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
-	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m dernet.runtime_env > /dev/null
+	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m yolo_spine.glue > /dev/null
 
 demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate -> heatmaps
 	@echo "Demo: models trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
@@ -109,13 +107,13 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	$(OFFLINE) $(PY) -m dernet train-ensemble --config-dir configs/demo/ensemble \
 		--trainer.enable_progress_bar $(if $(CI),false,true)
 	$(OFFLINE) $(PY) -m yolo_spine.train --config configs/demo/yolo_spine.yaml
-	$(OFFLINE) $(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --data $(PREPARED) --out $(EXPORT)
-	$(OFFLINE) $(PY) -m yolo_spine.export --weights $(YOLO_WEIGHTS) --data $(PREPARED) --out $(EXPORT)
+	$(OFFLINE) $(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --weights $(YOLO_WEIGHTS) --data $(PREPARED) \
+		--models $(EXPORT)
 	$(OFFLINE) $(PY) -m dernet.evaluation --models $(EXPORT) --data $(PREPARED) --split test
 	@rm -rf $(DEMO_INPUTS) runs/gate runs/explain
 	$(OFFLINE) $(PY) -m dernet.datasets samples --source $(PHANTOM) --out $(DEMO_INPUTS)
 	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate
-	$(OFFLINE) $(PY) -m dernet.explain $(DEMO_INPUTS)/abnormal --checkpoints $(CHECKPOINTS) --out runs/explain
+	$(OFFLINE) $(PY) -m dernet.explain $(DEMO_INPUTS)/abnormal --ensemble $(ENSEMBLE_JSON) --out runs/explain
 	@echo ""
 	@echo "Demo outputs (synthetic data, not for clinical use):"
 	@echo "  phantom release:   $(PHANTOM)/ (annotations/*.csv, train_images/, test_images/, summary.json)"

@@ -28,17 +28,17 @@ fresh() {  # NAME EXTRAS: a new venv with the project installed (not editable) w
 fresh cpu cpu
 py="$work/cpu/bin/python"
 cd "$work"  # away from the checkout: the installed package is what runs, not the source folder
-"$py" -m dernet.gate "$repo/data/demo_inputs" --models "$repo/export" --out "$work/gate"
+"$work/cpu/bin/spine-cad" gate "$repo/data/demo_inputs" --models "$repo/export" --out "$work/gate"  # console script
 test -f "$work/gate/summary.csv"
 for module in torch ultralytics; do
     if "$py" -c "import $module" 2> /dev/null; then echo "error: $module is importable in the screening install" >&2; exit 1; fi
 done
 set +e
-"$py" -m dernet.export --ensemble "$repo/runs/ensemble/ensemble.json" 2> "$work/export.err"
+"$work/cpu/bin/spine-cad" export --ensemble "$repo/runs/ensemble/ensemble.json" 2> "$work/export.err"
 rc=$?
 set -e
 grep -q "pip install 'spine-cad\[train\]'" "$work/export.err" && [ "$rc" -eq 2 ] || {
-    echo "error: python -m dernet.export without the train extra exited $rc:" >&2; cat "$work/export.err" >&2; exit 1; }
+    echo "error: spine-cad export without the train extra exited $rc:" >&2; cat "$work/export.err" >&2; exit 1; }
 echo "cpu: the gate screened $(($(wc -l < "$work/gate/summary.csv") - 1)) inputs; torch and ultralytics absent;" \
     "a training command says: $(cat "$work/export.err")"
 echo "cpu: the largest parts (MB):"

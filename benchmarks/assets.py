@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -18,7 +18,11 @@ import yaml
 
 from dernet.classes import CLASS_NAMES
 from dernet.datasets import synthesize
+from dernet.datasets.preprocessing import read_data_preprocessing
 from dernet.datasets.vindr import read_annotations
+from dernet.deploy.manifest import MANIFEST_NAME, read_manifest_file, write_manifest_file
+from dernet.ensemble.record import ChosenOn, EnsembleRecord, MemberRecord
+from dernet.imaging import ClaheParams
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = ("densenet121", "tf_efficientnetv2_s", "resnet50")
@@ -40,7 +44,7 @@ def production_settings() -> dict:
     }
 
 
-def _member_checkpoint(name: str, size: int, path: Path) -> None:
+def _member_checkpoint(name: str, size: int, path: Path, clahe: ClaheParams) -> None:
     """A Lightning checkpoint of a randomly initialized member (what load_member reads)."""
     import pytorch_lightning as pl
 
@@ -49,9 +53,10 @@ def _member_checkpoint(name: str, size: int, path: Path) -> None:
     torch.manual_seed(0)
     model = MemberClassifier(backbone=name, image_size=size, pretrained=False)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"clahe_clip_limit": clahe.clip_limit, "clahe_tile_grid": clahe.tile_grid}  # as the data module records
     torch.save(
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-         "pytorch-lightning_version": pl.__version__},
+         "datamodule_hyper_parameters": data, "pytorch-lightning_version": pl.__version__},
         path,
     )  # fmt: skip
 
@@ -72,36 +77,37 @@ def production_models(assets: Path, prepared: Path, variants: list[str]) -> Path
     from dernet.export.classifier import export_classifier
     from dernet.export.quantize import make_variant_files
     from yolo_spine.export import export_detector
+    from yolo_spine.options import SpineOptions
 
     folder = assets / "production"
-    manifest = folder / "manifest.json"
     settings = production_settings()
-    if manifest.is_file() and json.loads(manifest.read_text()).get("bench_settings") == settings:
-        present = set(json.loads(manifest.read_text()).get("variants", []))
-        if present >= set(variants):
+    if (folder / MANIFEST_NAME).is_file():
+        built = read_manifest_file(folder)
+        if built.provenance.get("bench_settings") == settings and set(built.variants) >= set(variants):
             return folder
     shutil.rmtree(folder, ignore_errors=True)
     checkpoints = assets / "checkpoints"
+    clahe = read_data_preprocessing(prepared).clahe
     members = []
     for name, size in settings["member_sizes"].items():
         ckpt = checkpoints / name / "best.ckpt"
-        _member_checkpoint(name, size, ckpt)
-        members.append({"name": name, "checkpoint": str(ckpt), "threshold": 0.5, "auroc": None})
-    ensemble_json = checkpoints / "ensemble.json"
-    ensemble_json.write_text(json.dumps({
-        "members": members, "weights": [0.42, 0.32, 0.26], "weights_source": "paper", "combine": "probability",
-        "threshold": 0.5, "chosen_on": {"split": "none (random weights, for timing)"},
-        "clahe": {"clip_limit": 2.0, "tile_grid": 8},
-    }))  # fmt: skip
+        _member_checkpoint(name, size, ckpt, clahe)
+        members.append(MemberRecord(name=name, checkpoint=str(ckpt), threshold=0.5))
+    ensemble_json = EnsembleRecord(
+        members=tuple(members), weights=(0.42, 0.32, 0.26), weights_source="paper", combine="probability",
+        threshold=0.5, chosen_on=ChosenOn(split="none (random weights, for timing)"),
+        clahe_clip_limit=clahe.clip_limit, clahe_tile_grid=clahe.tile_grid,
+    ).save(checkpoints / "ensemble.json")  # fmt: skip
     export_classifier(ensemble_json, prepared, folder, samples=2)
     weights = checkpoints / "detector" / "weights" / "best.pt"
     _detector_weights(settings["detector_model"], settings["imgsz"], weights)
+    SpineOptions(clahe_clip_limit=clahe.clip_limit, clahe_tile_grid=clahe.tile_grid).save(weights.parent.parent)
     export_detector(weights, prepared, folder, imgsz=settings["imgsz"], samples=1)
-    data = json.loads(manifest.read_text())
+    built = read_manifest_file(folder)
     # The production cache long side (the demo's prepared data only served the export's own checks).
-    data["preprocessing"]["cache_long_side"] = settings["cache_long_side"]
-    data["bench_settings"] = settings
-    manifest.write_text(json.dumps(data, indent=2))
+    production = dataclasses.replace(built.preprocessing, cache_long_side=settings["cache_long_side"])
+    provenance = {**built.provenance, "bench_settings": settings}
+    write_manifest_file(folder, dataclasses.replace(built, preprocessing=production, provenance=provenance))
     make_variant_files(folder, prepared, variants)  # random weights: speed only, no accuracy check
     return folder
 

@@ -9,7 +9,7 @@ Writes runs/bench/latest.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import platform
 import shutil
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from dernet.cliutil import run_command
+from dernet.cliutil import add_out, run_command
+from dernet.deploy.manifest import load_manifest, read_manifest_file, write_manifest_file
 from dernet.errors import MissingFileError
 from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import set_decoder_threads
@@ -30,6 +31,7 @@ from dernet.imaging import set_decoder_threads
 from .assets import ROOT, gating_folder, production_models, production_settings, release_like_images
 from .timing import RUNS, median_s, ms
 
+ROLES = ("classifier", "detector")
 VARIANTS = ["int8", "openvino-fp32", "openvino-bf16", "openvino-int8"]
 TARGETS = {
     "end_to_end_vs_naive": (">=", 6), "reader_speedup": (">=", 3), "classifier_ort_vs_torch": (">=", 1.8),
@@ -64,10 +66,11 @@ class NaivePipeline:
         from ultralytics import YOLO
 
         from dernet.ensemble.predict import load_member
+        from dernet.ensemble.record import load_ensemble
 
-        saved = json.loads((checkpoints / "ensemble.json").read_text())
-        self.members = [load_member(m["checkpoint"]) for m in saved["members"]]
-        self.weights = np.array(saved["weights"]) / np.sum(saved["weights"])
+        saved = load_ensemble(checkpoints / "ensemble.json")
+        self.members = [load_member(m.checkpoint) for m in saved.members]
+        self.weights = np.array(saved.weights) / np.sum(saved.weights)
         self.detector = YOLO(str(detector_pt), task="detect")
         self.cache_long_side, self.imgsz = cache_long_side, imgsz
 
@@ -95,16 +98,16 @@ def torch_vs_ort(production: Path, assets: Path) -> dict[str, Any]:
     """Batch-1 latency of each model in PyTorch eager and in every runtime variant (ms)."""
     import torch
 
-    from dernet.deploy.manifest import load_manifest
     from dernet.ensemble.predict import load_member
+    from dernet.ensemble.record import load_ensemble
     from dernet.export.classifier import EnsembleGraph
     from dernet.export.quantize import time_variants
 
     manifest = load_manifest(production)
     checkpoints = assets / "checkpoints"
-    saved = json.loads((checkpoints / "ensemble.json").read_text())
-    members = [load_member(m["checkpoint"]) for m in saved["members"]]
-    graph = EnsembleGraph(members, [int(m.hparams.image_size) for m in members], saved["weights"], "probability")
+    saved = load_ensemble(checkpoints / "ensemble.json")
+    members = [load_member(m.checkpoint) for m in saved.members]
+    graph = EnsembleGraph(members, [int(m.hparams.image_size) for m in members], list(saved.weights), "probability")
     size, imgsz = manifest.classifier.input_size, manifest.detector.imgsz
     x_cls = torch.rand(1, 1, size, size)
     detector = _detector_module(checkpoints / "detector" / "weights" / "best.pt")
@@ -119,8 +122,8 @@ def torch_vs_ort(production: Path, assets: Path) -> dict[str, Any]:
         }
     log(f"PyTorch eager: {torch_ms}")
     time_variants(production, ROOT / "data/prepared", VARIANTS)
-    data = json.loads((production / "manifest.json").read_text())
-    runtimes = {role: {n: e["ms"] for n, e in data[role]["variants"].items()} for role in ("classifier", "detector")}
+    manifest = load_manifest(production)
+    runtimes = {role: {n: e["ms"] for n, e in getattr(manifest, role).variants.items()} for role in ROLES}
     log(f"runtimes: {runtimes}")
     flops = {"classifier": _flops(graph.eval(), x_cls), "detector": _flops(detector, x_det)}
     return {"torch_ms": torch_ms, "runtime_ms": runtimes, "flops": flops}
@@ -154,10 +157,10 @@ def gemm_gflops(n: int = 2048) -> float:
 
 def fast_choice(production: Path, demo_checked: dict[str, dict[str, dict]]) -> dict[str, str]:
     """Per model: the fastest variant on the production models among those the demo models' check accepted."""
-    data = json.loads((production / "manifest.json").read_text())
+    manifest = load_manifest(production)
     choice = {}
-    for role in ("classifier", "detector"):
-        timed = data[role]["variants"]
+    for role in ROLES:
+        timed = getattr(manifest, role).variants
         allowed = [n for n in timed if n == "fp32" or demo_checked[role].get(n, {}).get("accepted")]
         choice[role] = min(allowed, key=lambda n: timed[n]["ms"])
     return choice
@@ -165,13 +168,16 @@ def fast_choice(production: Path, demo_checked: dict[str, dict[str, dict]]) -> d
 
 def accept_as_checked(production: Path, demo_checked: dict[str, dict[str, dict]]) -> None:
     """Carry the demo models' accuracy verdicts to the random-weight production models (which have none)."""
-    path = production / "manifest.json"
-    data = json.loads(path.read_text())
-    for role in ("classifier", "detector"):
-        for name, entry in data[role]["variants"].items():
-            if name != "fp32":
-                entry["accepted"] = bool(demo_checked[role].get(name, {}).get("accepted"))
-    path.write_text(json.dumps(data, indent=2))
+    manifest = read_manifest_file(production)
+    for role in ROLES:
+        spec = getattr(manifest, role)
+        entries = {
+            name: entry if name == "fp32" else {**entry, "accepted": bool(checked.get(name, {}).get("accepted"))}
+            for checked in [demo_checked[role]]
+            for name, entry in spec.variants.items()
+        }
+        manifest = dataclasses.replace(manifest, **{role: dataclasses.replace(spec, variants=entries)})
+    write_manifest_file(production, manifest)
 
 
 def demo_variants(assets: Path) -> tuple[dict, Path]:
@@ -247,14 +253,13 @@ def mixed_models(assets: Path, demo_export: Path, production: Path) -> Path:
     folder = assets / "mixed"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    demo = json.loads((demo_export / "manifest.json").read_text())
-    prod = json.loads((production / "manifest.json").read_text())
-    for source, section in ((demo_export, demo["classifier"]), (production, prod["detector"])):
-        files = {section["file"], *(v["file"] for v in section.get("variants", {}).values() if "file" in v)}
+    demo, prod = read_manifest_file(demo_export), read_manifest_file(production)
+    for source, spec in ((demo_export, demo.classifier), (production, prod.detector)):
+        files = {spec.file, *(v["file"] for v in spec.variants.values() if "file" in v)}
         for name in files:
             os.link(source / name, folder / name) if _same_fs(source, folder) else shutil.copy(source / name, folder)
-    mixed = dict(demo, detector=prod["detector"], variants=sorted(set(demo["variants"]) | set(prod["variants"])))
-    (folder / "manifest.json").write_text(json.dumps(mixed, indent=2))
+    variants = tuple(sorted(set(demo.variants) | set(prod.variants)))
+    write_manifest_file(folder, dataclasses.replace(demo, detector=prod.detector, variants=variants))
     return folder
 
 
@@ -441,9 +446,9 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "runs/bench", help="output folder (default: runs/bench)")
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_out(parser, "runs/bench", "latest.json and latest.md")
     args = parser.parse_args(argv)
 
     def bench(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from dernet.datasets import PrepareConfig, prepare_dataset, synthesize  # noqa: E402
-from dernet.runtime_env import ensure_ultralytics_config_dir  # noqa: E402
+from yolo_spine.glue import ensure_config_dir  # noqa: E402
 
 PHANTOM_IMAGES = 24
 PHANTOM_SEED = 7
@@ -28,7 +28,7 @@ CACHE_LONG_SIDE = 128
 ROOT = _ROOT
 
 
-ensure_ultralytics_config_dir()
+ensure_config_dir()
 
 
 @pytest.fixture(scope="session")
@@ -154,18 +154,9 @@ def trained_run(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
             mosaic_by_epoch[trainer.epoch] = float(mosaic.p)
             criterion_types.append(type(trainer.model.criterion.bce).__name__)
 
-    import yolo_spine.trainer as trainer_module
-
-    original_init = trainer_module.SpineDetectionTrainer.__init__
-
-    def init_with_callback(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self.add_callback("on_train_batch_end", record)
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket.socket, "connect", refuse)
-        patch.setattr(trainer_module.SpineDetectionTrainer, "__init__", init_with_callback)
-        run_dir = train(config)
+        run_dir = train(config, callbacks={"on_train_batch_end": [record]})  # Ultralytics' own callback API
     return {"run": run_dir, "connects": connects, "mosaic": mosaic_by_epoch, "criterion": criterion_types}
 
 

@@ -58,7 +58,7 @@ def test_evaluate_writes_table_json_and_roc(trained: dict, capsys: pytest.Captur
     assert dernet_main(["fit-ensemble", "--config", str(trained["ensemble_yaml"])]) == 0
     saved = json.loads((trained["runs"] / "ensemble.json").read_text())
     assert saved["weights"] == [0.42, 0.32, 0.26] and saved["weights_source"] == "DERNet paper"
-    assert dernet_main(["evaluate", "--config", str(trained["ensemble_yaml"]), "--split", "test"]) == 0
+    assert dernet_main(["evaluate-ensemble", "--config", str(trained["ensemble_yaml"]), "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert "| **ensemble** |" in out and all(f"| {name} |" in out for name in MEMBERS)
     results = json.loads((trained["runs"] / "evaluation_test.json").read_text())

@@ -87,3 +87,62 @@ def test_balance_options(prepared_dir: Path) -> None:
     assert sampler.train_dataloader().sampler.__class__.__name__ == "WeightedRandomSampler"
     with pytest.raises(ValueError, match="balance must be one of"):
         RadiographDataModule(str(prepared_dir), balance="smote")
+
+
+PROXY_SCRIPT = """
+import json, socket, warnings
+import httpx2
+import huggingface_hub
+from dernet.ensemble.backbones import PretrainedWeightsWarning, create_backbone
+
+def no_direct_connection(*args, **kwargs):  # behind a proxy: only the proxy is reachable
+    raise OSError("direct connections are blocked")
+socket.create_connection = no_direct_connection
+
+requests = []
+def hub(request):
+    requests.append(str(request.url))
+    return httpx2.Response(404, request=request)  # the mirror lacks the file
+
+client = huggingface_hub.utils._http.default_client_factory()  # what huggingface_hub would use, proxies included
+huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub), follow_redirects=True))
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    net = create_backbone("resnet18", pretrained=True, pretrained_path=None, in_chans=1)
+proxied = [str(pattern.pattern) for pattern in client._mounts]  # httpx2 mounts one proxy transport per scheme
+print(json.dumps({"requests": requests, "proxied": proxied, "fc": net.fc.out_features,
+                  "warnings": [str(w.message) for w in seen if w.category is PretrainedWeightsWarning]}))
+"""
+
+
+def test_a_proxy_environment_reaches_the_download_path(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HTTPS_PROXY="http://proxy.hospital.example:3128", HF_ENDPOINT="https://hub-mirror.hospital.example",
+               HF_HOME=str(tmp_path / "hf"), TORCH_HOME=str(tmp_path / "torch"), HF_HUB_ETAG_TIMEOUT="2")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", PROXY_SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["requests"], "the download was never attempted"
+    assert all(url.startswith("https://hub-mirror.hospital.example/") for url in result["requests"])  # HF_ENDPOINT
+    assert any("/timm/resnet18" in url for url in result["requests"])
+    assert any("https" in pattern for pattern in result["proxied"])  # the proxy of the environment is used
+    assert len(result["warnings"]) == 1 and "could not be downloaded" in result["warnings"][0]
+    assert result["fc"] == 1
+
+
+def test_validation_with_one_class_has_no_auroc_and_warns() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = MemberClassifier(backbone="resnet18", image_size=32, pretrained=False)
+    normal_only = TensorDataset(torch.rand(6, 1, 32, 32), torch.zeros(6))
+    with pytest.warns(UserWarning, match="validation saw 0 abnormal and 6 normal images: no AUROC"):
+        metrics = _trainer().validate(model, DataLoader(normal_only, batch_size=6), verbose=False)[0]
+    assert np.isnan(metrics["val_auroc"])  # ModelCheckpoint ranks NaN last: it never picks this epoch
+    both = TensorDataset(torch.rand(6, 1, 32, 32), torch.tensor([0.0, 1.0] * 3))
+    metrics = _trainer().validate(model, DataLoader(both, batch_size=6), verbose=False)[0]
+    assert 0.0 <= metrics["val_auroc"] <= 1.0

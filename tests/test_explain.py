@@ -113,7 +113,7 @@ def test_other_cam_methods(fitted_ensemble: Path, abnormal_dicom: Path, method: 
 
 
 def test_cli_writes_a_panel_and_a_heatmap(fitted_ensemble: Path, abnormal_dicom: Path, tmp_path: Path, capsys) -> None:
-    assert explain_main([str(abnormal_dicom), "--checkpoints", str(fitted_ensemble), "--out", str(tmp_path)]) == 0
+    assert explain_main([str(abnormal_dicom), "--ensemble", str(fitted_ensemble), "--out", str(tmp_path)]) == 0
     stem = abnormal_dicom.name
     panel = cv2.imread(str(tmp_path / f"{stem}.explain.png"))
     heatmap = cv2.imread(str(tmp_path / f"{stem}.heatmap.png"))
@@ -129,7 +129,7 @@ def test_cli_rejects_a_bad_input_with_the_readers_reason(
     bad = tmp_path / "notes.dcm"
     bad.write_text("not an image")
     out = tmp_path / "out"
-    rc = explain_main([str(bad), str(abnormal_dicom), "--checkpoints", str(fitted_ensemble), "--out", str(out)])
+    rc = explain_main([str(bad), str(abnormal_dicom), "--ensemble", str(fitted_ensemble), "--out", str(out)])
     assert rc == 1
     err = capsys.readouterr().err
     assert f"{bad}: not a DICOM, PNG or JPEG file" in err and "Traceback" not in err
@@ -137,7 +137,7 @@ def test_cli_rejects_a_bad_input_with_the_readers_reason(
 
 
 def test_cli_without_a_fitted_ensemble_is_a_usage_error(abnormal_dicom: Path, tmp_path: Path, capsys) -> None:
-    assert explain_main([str(abnormal_dicom), "--checkpoints", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert explain_main([str(abnormal_dicom), "--ensemble", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no fitted ensemble" in capsys.readouterr().err
 
 
@@ -148,7 +148,7 @@ def test_gate_explain_adds_the_heatmap_to_each_report(
 
     inputs = _phantom_files(phantom_dir, True, 1) + _phantom_files(phantom_dir, False, 1)
     args = [*map(str, inputs), "--models", str(exported_models), "--out", str(tmp_path), "--mode", "all"]
-    assert gate_main([*args, "--explain", "--checkpoints", str(fitted_ensemble)]) == 0
+    assert gate_main([*args, "--explain", "--ensemble", str(fitted_ensemble)]) == 0
     for path in inputs:
         report = json.loads((tmp_path / f"{path.name}.json").read_text())
         overlay, heatmap = cv2.imread(report["overlay"]), cv2.imread(report["heatmap"])

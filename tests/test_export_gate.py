@@ -105,7 +105,7 @@ def test_export_verification_fails_loudly_on_a_wrong_graph(exported_models: Path
 def test_detector_export_reports_unknown_weights_as_a_user_error(tmp_path: Path, capsys) -> None:
     from yolo_spine.export import main as export_main
 
-    assert export_main(["--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 2
+    assert export_main(["--weights", str(tmp_path / "missing.pt"), "--models", str(tmp_path)]) == 2
     assert "missing.pt: no such weights file" in capsys.readouterr().err
 
 

@@ -16,7 +16,6 @@ from dernet.imaging import (
     letterbox,
     load_windowed,
     model_input,
-    model_ready,
     read_image,
     resize_long_side,
     resized_size,
@@ -63,12 +62,18 @@ def test_truncated_png_is_rejected(tmp_path: Path, gradient: np.ndarray) -> None
         read_image(tmp_path / "cut.png")
 
 
-def test_model_ready_equals_model_input_of_the_windowed_cache(tmp_path: Path, gradient: np.ndarray) -> None:
-    """Training turns the cache into model input; the gate calls model_ready on the file: one path, same pixels."""
+def _gate_input(source, cache_side: int, model_side: int):
+    """What the gate's Screener computes from a file: load_windowed at the cache's side, then model_input."""
+    windowed, meta = load_windowed(source, cache_side)
+    return model_input(windowed, model_side), meta
+
+
+def test_the_gate_input_equals_model_input_of_the_windowed_cache(tmp_path: Path, gradient: np.ndarray) -> None:
+    """Training turns the cache into model input; the gate reads the file: one path, same pixels."""
     noisy = np.clip(gradient.astype(int) + np.random.default_rng(0).integers(-4, 4, gradient.shape), 0, 255)
     cv2.imwrite(str(tmp_path / "x.png"), noisy.astype(np.uint8))
     for cache_side in (64, 96):
-        ready, meta = model_ready(tmp_path / "x.png", cache_side, model_side=64)
+        ready, meta = _gate_input(tmp_path / "x.png", cache_side, 64)
         assert ready.dtype == np.uint8 and ready.shape == (64, 48) and (meta.width, meta.height) == (90, 120)
         windowed, _ = load_windowed(tmp_path / "x.png", cache_side)
         cv2.imwrite(str(tmp_path / "cache.png"), windowed)
@@ -78,9 +83,9 @@ def test_model_ready_equals_model_input_of_the_windowed_cache(tmp_path: Path, gr
 
 def test_bytes_and_arrays_follow_the_same_path(tmp_path: Path, gradient: np.ndarray) -> None:
     cv2.imwrite(str(tmp_path / "x.png"), gradient)
-    from_file, _ = model_ready(tmp_path / "x.png", 64)
-    from_bytes, _ = model_ready((tmp_path / "x.png").read_bytes(), 64)
-    from_array, meta = model_ready(gradient, 64)
+    from_file, _ = _gate_input(tmp_path / "x.png", 64, 64)
+    from_bytes, _ = _gate_input((tmp_path / "x.png").read_bytes(), 64, 64)
+    from_array, meta = _gate_input(gradient, 64, 64)
     np.testing.assert_array_equal(from_file, from_bytes)
     np.testing.assert_array_equal(from_file, from_array)
     assert meta.format == "array"
@@ -116,4 +121,5 @@ def test_boxes_map_between_original_resized_and_letterboxed() -> None:
     canvas, box = letterbox(np.zeros((300, 200), np.uint8), 150)
     assert canvas.shape == (150, 150) and box.scale == 0.5 and (box.pad_x, box.pad_y) == (25, 0)
     assert canvas[:, :25].min() == 114 and canvas[:, 25:125].max() == 0
-    np.testing.assert_allclose(box.to_original(box.from_original(boxes), (200, 300)), boxes)
+    on_canvas = boxes * box.scale + np.array([box.pad_x, box.pad_y] * 2)
+    np.testing.assert_allclose(box.to_original(on_canvas, (200, 300)), boxes)

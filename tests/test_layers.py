@@ -27,7 +27,6 @@ LAYERS = {
     "dernet.datasets": 2,
     "dernet.metrics": 2,
     "dernet.ensemble": 3,
-    "dernet.runtime_env": 3,  # Ultralytics' settings folder
     "yolo_spine": 3,
     "dernet.export": 4,
     "dernet.evaluation": 4,
@@ -40,7 +39,8 @@ LAYERS = {
 }
 # The screening path: what `pip install 'spine-cad[cpu]'` (plus the web extra for dernet.web) must run.
 SCREENING = ("dernet.imaging", "dernet.deploy", "dernet.gate", "dernet.web")
-BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "pebble", "onnxruntime"}  # the base install, the cpu extra
+# the base install and the cpu extra
+BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "pebble", "pydantic", "onnxruntime"}
 WEB = {"fastapi", "starlette", "uvicorn"}
 LAZY = {"onnxruntime", "openvino", "uvicorn"}  # imported inside functions, only when a variant or a server asks
 
@@ -153,6 +153,8 @@ TRAINING_COMMANDS = [
     ("yolo_spine.train", ["--config", "configs/demo/yolo_spine.yaml"]),
     ("yolo_spine.evaluate", ["--weights", "unused.pt"]),
     ("yolo_spine.export", ["--weights", "unused.pt"]),
+    ("dernet.cli", ["export"]),
+    ("dernet.cli", ["train-yolo"]),
 ]
 
 

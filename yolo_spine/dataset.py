@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from ultralytics.data.dataset import YOLODataset
 
+from dernet.datasets.cached import read_cached_image
 from dernet.imaging import ClaheParams, apply_clahe, model_input
 
 __all__ = ["ClaheYOLODataset", "albumentations_without_clahe"]
@@ -48,9 +49,7 @@ class ClaheYOLODataset(YOLODataset):
                 self.ims[i] = processed
             return processed, hw0, hw
         path = self.im_files[i]
-        cached = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-        if cached is None:
-            raise FileNotFoundError(f"Image Not Found {path}")
+        cached = read_cached_image(path)
         size = max(self.imgsz) if isinstance(self.imgsz, (list, tuple)) else self.imgsz
         image = self._channels(model_input(cached, size, self.clahe))
         if self.augment and self.cache != "ram":  # Ultralytics' buffer of recent images, used by mosaic

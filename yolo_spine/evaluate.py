@@ -12,7 +12,6 @@ yolo_spine.evaluate` on an install without it says so in one line.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,14 @@ import cv2
 import numpy as np
 
 from dernet.classes import CLASS_NAMES
-from dernet.cliutil import run_command
+from dernet.cliutil import add_conf, add_data, add_split, run_command
 from dernet.datasets.labels import read_yolo_boxes
 from dernet.errors import MissingFileError, require_extra
 from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
-from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
-from .options import SpineOptions
+from .glue import yolo_model
+from .options import SpineOptions, add_weights
 
 __all__ = ["evaluate_detector", "format_table", "main"]
 
@@ -42,10 +41,6 @@ def evaluate_detector(
     ultralytics_val: bool = True,
 ) -> dict[str, Any]:
     """Predict every image of ``split`` with the checkpoint, score with pycocotools, write the outputs."""
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))
-    ensure_ultralytics_config_dir()
-    from ultralytics import YOLO
-
     from dernet.metrics import average_precision_50
     from dernet.metrics.tables import plot_pr
 
@@ -54,8 +49,8 @@ def evaluate_detector(
     if not Path(weights).is_file():
         raise MissingFileError(f"{weights}: no such weights file; train first (make train-yolo)")
     run_dir = Path(weights).resolve().parent.parent
-    options = SpineOptions.for_run(run_dir)
-    model = YOLO(str(weights), task="detect")
+    options = SpineOptions.for_run(run_dir, data_dir)
+    model = yolo_model(weights)
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
     samples = _predict(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
     result = average_precision_50(samples, CLASS_NAMES)
@@ -82,15 +77,13 @@ def evaluate_detector(
 
 def _predict(model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams) -> list:
     """One :class:`dernet.metrics.DetectionSample` per image of ``split``."""
+    from dernet.datasets.cached import read_cached_image
     from dernet.datasets.tables import read_table, split_rows
     from dernet.metrics import DetectionSample
 
     samples = []
     for row in split_rows(read_table(data_dir), split).itertuples():
-        cache = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
-        if cache is None:
-            raise MissingFileError(f"{data_dir / row.path}: missing; run prepare again")
-        image = cv2.cvtColor(model_input(cache, imgsz, clahe), cv2.COLOR_GRAY2BGR)
+        image = cv2.cvtColor(model_input(read_cached_image(data_dir / row.path), imgsz, clahe), cv2.COLOR_GRAY2BGR)
         pred = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, max_det=300, verbose=False)[0].boxes
         scale = np.array([row.width / image.shape[1], row.height / image.shape[0]] * 2)
         gt, gt_classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", row.width, row.height)
@@ -124,13 +117,13 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m yolo_spine.evaluate", description=__doc__)
-    parser.add_argument("--weights", type=Path, default=Path("runs/yolo_spine/train/weights/best.pt"))
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset folder")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+def main(argv: list[str] | None = None, prog: str = "python -m yolo_spine.evaluate") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_weights(parser)
+    add_data(parser)
+    add_split(parser)
     parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
-    parser.add_argument("--conf", type=float, default=0.001, help="minimum box confidence (evaluation: 0.001)")
+    add_conf(parser, 0.001, "; evaluation counts every box")
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:

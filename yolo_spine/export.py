@@ -1,4 +1,4 @@
-"""`python -m yolo_spine.export --weights runs/yolo_spine/train/weights/best.pt --data data/prepared --out export`.
+"""`python -m yolo_spine.export --weights runs/yolo_spine/train/weights/best.pt --data data/prepared --models export`.
 
 The detector through Ultralytics' ONNX exporter, without NMS in the graph (the gate runs OpenCV's NMS, so one
 file serves screening at conf 0.25 and evaluation at 0.001), verified against the PyTorch model after NMS, and
@@ -9,27 +9,22 @@ it, so that `python -m yolo_spine.export` on an install without it says so in on
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
 from dernet.classes import CLASS_NAMES
-from dernet.cliutil import run_command
-from dernet.deploy.detection import Detections, decode_detections
-from dernet.deploy.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
+from dernet.cliutil import add_conf, add_data, add_models, probability, run_command
+from dernet.deploy.detection import Detections, cxcywh_to_xyxy, decode_detections
+from dernet.deploy.manifest import DetectorSpec, Preprocessing, install_model_file, update_manifest
 from dernet.errors import MissingFileError, UsageError, require_extra
 from dernet.export.verify import ExportVerificationError, check_onnx, ort_session
 from dernet.imaging import detector_array
-from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
-from .options import SpineOptions
+from .glue import quiet_ultralytics, yolo_model
+from .options import OPTIONS_FILE, SpineOptions, add_weights
 
 __all__ = ["export_detector", "main"]
 
@@ -48,33 +43,32 @@ def export_detector(
     conf: float = 0.25,
     iou: float = 0.7,
     samples: int = 4,
-) -> dict[str, Any]:
+) -> DetectorSpec:
     """Export ``weights`` to ``out_dir/yolo_spine.onnx`` (verified), and write the manifest's detector section."""
     weights, data_dir, out_dir = Path(weights), Path(data_dir), Path(out_dir)
     if not weights.is_file():
         raise MissingFileError(f"{weights}: no such weights file; train the detector first (make train-yolo)")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))
-    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-    ensure_ultralytics_config_dir()
-    from ultralytics import YOLO
+    from dernet.datasets.cached import sample_inputs
+    from dernet.datasets.preprocessing import read_data_preprocessing
 
-    from dernet.datasets.tables import read_summary
-
-    options = SpineOptions.for_run(weights.resolve().parent.parent)
-    model = YOLO(str(weights), task="detect")
+    options_file = weights.resolve().parent.parent / OPTIONS_FILE
+    options = SpineOptions.load(options_file)
+    model = yolo_model(weights)
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
     names = [model.names[i] for i in range(len(model.names))]
     if tuple(names) != CLASS_NAMES:
         raise UsageError(f"{weights}: class names {names} are not the VinDr-SpineXR classes {list(CLASS_NAMES)}")
-    cache_long_side = int(read_summary(data_dir)["params"]["long_side"])
-    inputs = _sample_inputs(data_dir, imgsz, options, samples)
+    cache_long_side = read_data_preprocessing(data_dir).cache_long_side
+    inputs = sample_inputs(
+        data_dir, "val", samples, lambda cached: detector_array(cached, imgsz, options.clahe)[0], "abnormal_first"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         # Ultralytics writes the .onnx beside the weights: export from a private copy instead.
         private = Path(tmp) / "yolo_spine.pt"
         shutil.copyfile(weights, private)
-        exporter = YOLO(str(private), task="detect")
-        with _quiet_ultralytics():
+        exporter = yolo_model(private)
+        with quiet_ultralytics():
             onnx_path = Path(
                 exporter.export(format="onnx", imgsz=imgsz, nms=False, dynamic=False, simplify=False,
                                 batch=1, device="cpu", verbose=False)
@@ -84,57 +78,25 @@ def export_detector(
         out_dir.mkdir(parents=True, exist_ok=True)
         digest = install_model_file(onnx_path, out_dir / "yolo_spine.onnx")
 
-    section = {
-        "file": "yolo_spine.onnx",
-        "sha256": digest,
-        "imgsz": imgsz,
-        "class_names": names,
-        "conf": conf,
-        "iou": iou,
-        "max_det": 300,
-        "nms_in_graph": False,
-        "nms_reason": NMS_REASON,
-        "output_layout": "[1, 4 + classes, anchors]: cx, cy, w, h in input pixels, then class scores",
-        "verified_boxes": matched,
-    }
+    spec = DetectorSpec(
+        file="yolo_spine.onnx",
+        sha256=digest,
+        imgsz=imgsz,
+        class_names=tuple(names),
+        conf=conf,
+        iou=iou,
+        nms_in_graph=False,
+        nms_reason=NMS_REASON,
+        verified_boxes=matched,
+    )
     update_manifest(
         out_dir,
-        "detector",
-        section,
-        preprocessing=preprocessing_dict(cache_long_side, options.clahe),
-        rejection=rejection_dict(),
+        spec,
+        Preprocessing(cache_long_side, options.clahe.clip_limit, options.clahe.tile_grid),
         provenance={"detector_weights": str(weights), "data": str(data_dir)},
+        trained_with=str(options_file),
     )
-    return section
-
-
-@contextlib.contextmanager
-def _quiet_ultralytics():
-    """Ultralytics logs its export banner at INFO whatever ``verbose`` says; keep warnings only."""
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
-
-
-def _sample_inputs(data_dir: Path, imgsz: int, options: SpineOptions, count: int) -> list[np.ndarray]:
-    """Detector inputs [1, 3, S, S] from the prepared val split, made as the gate makes them."""
-    from dernet.datasets.tables import read_table, split_rows
-
-    rows = split_rows(read_table(data_dir), "val")
-    rows = rows.sort_values("abnormal", ascending=False, kind="stable").head(count)  # images with lesions first
-    inputs = []
-    for row in rows.itertuples():
-        cached = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
-        if cached is not None:
-            inputs.append(detector_array(cached, imgsz, options.clahe)[0])
-    if not inputs:
-        raise MissingFileError(f"{data_dir}: no readable validation images to verify the export with")
-    return inputs
+    return spec
 
 
 def _verify(model, onnx_path: Path, inputs: list[np.ndarray], conf: float, iou: float) -> int:
@@ -165,7 +127,7 @@ def _compare_anchors(expected: np.ndarray, got: np.ndarray, path: Path) -> None:
         raise ExportVerificationError(f"{path}: output shape {got.shape} in ONNX Runtime, {expected.shape} in torch")
     score_diff = float(np.abs(expected[4:] - got[4:]).max())
     candidates = expected[4:].max(axis=0) >= 1e-3
-    ious = _iou_pairs(_xyxy(expected[:4, candidates]), _xyxy(got[:4, candidates]))
+    ious = _iou_pairs(cxcywh_to_xyxy(expected[:4, candidates].T), cxcywh_to_xyxy(got[:4, candidates].T))
     if score_diff > SCORE_TOLERANCE or (ious.size and ious.min() < IOU_MATCH):
         raise ExportVerificationError(
             f"{path}: ONNX Runtime disagrees with PyTorch (max score difference {score_diff:.2e}, lowest box IoU "
@@ -173,12 +135,9 @@ def _compare_anchors(expected: np.ndarray, got: np.ndarray, path: Path) -> None:
         )
 
 
-def _xyxy(cxcywh: np.ndarray) -> np.ndarray:
-    cx, cy, w, h = cxcywh
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-
-
 def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of aligned pairs (a[i] with b[i]). Not torchvision's box_iou, which is all-pairs: for up to 8,400 anchors its
+    N x N matrix would take 280 MB to read its diagonal."""
     x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
     x2, y2 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
@@ -187,10 +146,13 @@ def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _match(expected: Detections, got: Detections, conf: float, path: Path) -> int:
+    import torch
+    from torchvision.ops import box_iou
+
     # A box scoring within the tolerance of the threshold may fall on either side of it: not a disagreement.
     for i in np.flatnonzero(expected.scores >= conf + SCORE_TOLERANCE):
         same_class = got.classes == expected.classes[i]
-        ious = _iou_pairs(np.repeat(expected.boxes[i : i + 1], same_class.sum(), axis=0), got.boxes[same_class])
+        ious = box_iou(torch.from_numpy(expected.boxes[i : i + 1]), torch.from_numpy(got.boxes[same_class]))[0].numpy()
         close = np.abs(got.scores[same_class] - expected.scores[i]) <= SCORE_TOLERANCE
         if not (close & (ious >= IOU_MATCH)).any():
             raise ExportVerificationError(
@@ -201,23 +163,32 @@ def _match(expected: Detections, got: Detections, conf: float, path: Path) -> in
     return int((expected.scores >= conf + SCORE_TOLERANCE).sum())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m yolo_spine.export", description=__doc__)
-    parser.add_argument("--weights", type=Path, default=Path("runs/yolo_spine/train/weights/best.pt"))
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="the prepared dataset it trained on")
-    parser.add_argument("--out", type=Path, default=Path("export"))
-    parser.add_argument("--imgsz", type=int, help="default: the size the weights were trained at")
-    parser.add_argument("--conf", type=float, default=0.25, help="the gate's default minimum box confidence")
-    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
+def add_detector_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detector export's own flags (shared with `spine-cad export`)."""
+    add_weights(parser)
+    parser.add_argument("--imgsz", type=int, help="detector input size (default: the size the weights trained at)")
+    add_conf(parser, 0.25, "; the gate's default, recorded in the manifest")
+    parser.add_argument("--iou", type=probability, default=0.7, help="NMS IoU threshold, 0..1 (default: 0.7)")
+
+
+def run_detector_export(args: argparse.Namespace) -> None:
+    spec = export_detector(args.weights, args.data, args.models, args.imgsz, args.conf, args.iou)
+    print(
+        f"{args.models / spec.file}: verified ({spec.verified_boxes} boxes matched ONNX Runtime to PyTorch), "
+        f"imgsz {spec.imgsz}, sha256 {spec.sha256[:12]}"
+    )
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m yolo_spine.export") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_data(parser)
+    add_models(parser, written=True)
+    add_detector_arguments(parser)
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
         require_extra("train")
-        section = export_detector(args.weights, args.data, args.out, args.imgsz, args.conf, args.iou)
-        print(
-            f"{args.out / section['file']}: verified ({section['verified_boxes']} boxes matched ONNX Runtime to "
-            f"PyTorch), imgsz {section['imgsz']}, sha256 {section['sha256'][:12]}"
-        )
+        run_detector_export(args)
         return 0
 
     return run_command(run, args, failures=(ExportVerificationError,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["close_mosaic_for", "mosaic_active"]
+__all__ = ["close_mosaic_for"]
 
 
 def close_mosaic_for(epochs: int, mosaic_cutoff_epoch: int) -> int:
@@ -15,8 +15,3 @@ def close_mosaic_for(epochs: int, mosaic_cutoff_epoch: int) -> int:
     if mosaic_cutoff_epoch >= epochs:
         return 0
     return epochs - max(mosaic_cutoff_epoch, 0)
-
-
-def mosaic_active(epoch: int, epochs: int, close_mosaic: int) -> bool:
-    """Whether Ultralytics applies mosaic in 0-based ``epoch`` (its rule, for tests and logs)."""
-    return not close_mosaic or epoch < epochs - close_mosaic

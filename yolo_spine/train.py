@@ -7,7 +7,6 @@ Ultralytics train argument and goes to it unchanged (Ultralytics validates them 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ import yaml
 from dernet.cliutil import run_command
 from dernet.config import ConfigError, load_yaml
 from dernet.errors import MissingFileError, require_extra
-from dernet.runtime_env import PROJECT_ULTRALYTICS_DIR, ensure_ultralytics_config_dir
 
+from .glue import Callbacks, add_callbacks, yolo_model
 from .options import SpineOptions
 from .schedule import close_mosaic_for
 
@@ -27,24 +26,21 @@ __all__ = ["main", "train"]
 ARCHITECTURES = ("yolo11", "yolo12", "yolov8", "yolov9", "yolov10", "yolo26", "rtdetr")
 
 
-def train(config: dict[str, Any]) -> Path:
-    """Train from a config mapping; returns the run folder (weights in ``weights/best.pt``)."""
+def train(config: dict[str, Any], callbacks: Callbacks | None = None) -> Path:
+    """Train from a config mapping; returns the run folder (weights in ``weights/best.pt``). ``callbacks``: Ultralytics
+    event name -> functions of the trainer (e.g. ``{"on_train_batch_end": [record]}``), added to the model."""
     config = dict(config)
-    options = SpineOptions(**{k: config.pop(k) for k in list(config) if k in SpineOptions.__dataclass_fields__})
+    data_yaml = Path(str(config.get("data", "data/prepared/data.yaml")))
+    options = SpineOptions.from_config(config, data_yaml.parent)  # CLAHE: the prepared data's, or an override
     model_spec = _model_spec(str(config.pop("model", "yolo11l.yaml")))
     epochs = int(config.get("epochs", 55))
     config["close_mosaic"] = close_mosaic_for(epochs, int(config.pop("mosaic_cutoff_epoch", 25)))
     config["project"] = str(Path(config.get("project", "runs/yolo_spine")).resolve())  # never site-packages
 
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(PROJECT_ULTRALYTICS_DIR.resolve()))  # settings stay here
-    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-    ensure_ultralytics_config_dir()
-    from ultralytics import YOLO, settings  # after the environment above: Ultralytics reads it at import
+    model = yolo_model(model_spec)
+    from .trainer import SpineDetectionTrainer  # imports Ultralytics: after yolo_model set its environment up
 
-    settings.update({"sync": False})  # no usage analytics from this project
-    from .trainer import SpineDetectionTrainer
-
-    model = YOLO(model_spec, task="detect")
+    add_callbacks(model, callbacks)
     model.train(trainer=SpineDetectionTrainer.with_options(options), **config)
     return Path(model.trainer.save_dir)
 
@@ -74,8 +70,8 @@ def load_config(path: Path, overrides: list[str]) -> dict[str, Any]:
     return config
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m yolo_spine.train", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m yolo_spine.train") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/yolo_spine.yaml"))
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=10 imgsz=1024 device=0,1")
     args = parser.parse_args(argv)

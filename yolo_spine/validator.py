@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.utils import colorstr
 
-from .dataset import ClaheYOLODataset
+from .glue import build_clahe_dataset
 from .options import WithOptions
 
 __all__ = ["SpineDetectionValidator"]
@@ -15,21 +14,6 @@ class SpineDetectionValidator(WithOptions, DetectionValidator):
     """Pass ``SpineDetectionValidator.with_options(options)`` as ``YOLO(path).val(validator=..., ...)``."""
 
     def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None):
-        return ClaheYOLODataset(
-            img_path=img_path,
-            imgsz=self.args.imgsz,
-            batch_size=batch,
-            augment=False,
-            hyp=self.args,
-            rect=True,
-            cache=None,
-            single_cls=self.args.single_cls or False,
-            stride=self.stride,
-            pad=0.5,
-            prefix=colorstr(f"{mode}: "),
-            task=self.args.task,
-            classes=self.args.classes,
-            data=self.data,
-            fraction=1.0,
-            clahe=self.options.clahe,
+        return build_clahe_dataset(
+            self.args, img_path, batch, self.data, mode, self.stride, self.options.clahe, rect=True
         )

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..cliutil import run_command
-from ..config import from_mapping, load_yaml
+from ..config import from_mapping, load_clahe_params, load_yaml
 from ..errors import MissingFileError, UsageError
 from ..imaging import set_decoder_threads
 from .prepare import PrepareConfig, prepare_dataset
@@ -20,14 +20,14 @@ __all__ = ["main"]
 DEFAULT_CONFIG = Path("configs/data.yaml")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.datasets") -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     return run_command(args.run, args)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dernet.datasets", description=__doc__)
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a phantom dataset in the VinDr-SpineXR release layout")
@@ -96,7 +96,8 @@ def _prepare(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         raise MissingFileError(f"{args.source}: no such folder; give the VinDr-SpineXR release folder")
     set_decoder_threads()  # one worker decodes on every core; worker processes take one thread each (cache.py)
-    result = prepare_dataset(args.source, args.out, config, progress=not args.quiet)
+    clahe = load_clahe_params(args.config or DEFAULT_CONFIG) if (args.config or DEFAULT_CONFIG.is_file()) else None
+    result = prepare_dataset(args.source, args.out, config, not args.quiet, clahe)
     for skipped in result.skipped:
         print(f"skipped {skipped.error}", file=sys.stderr)
     if not args.quiet:

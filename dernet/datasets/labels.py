@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deploy.detection import cxcywh_to_xyxy
+
 __all__ = ["Box", "read_yolo_boxes", "yolo_label_lines"]
 
 
@@ -48,6 +50,5 @@ def read_yolo_boxes(path: str | Path, width: float, height: float) -> tuple[np.n
     """
     text = Path(path).read_text().strip()
     labels = np.array([line.split() for line in text.splitlines()], float).reshape(-1, 5)
-    cx, cy, w, h = (labels[:, i] for i in range(1, 5))
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * np.array([width, height] * 2)
+    boxes = cxcywh_to_xyxy(labels[:, 1:5]) * np.array([width, height] * 2)
     return boxes, labels[:, 0].astype(int)

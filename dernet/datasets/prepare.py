@@ -21,7 +21,9 @@ from tqdm import tqdm
 from ..config import ConfigError
 from ..errors import MissingFileError
 from ..fileio import write_json_atomic, write_text_atomic
+from ..imaging import ClaheParams
 from .cache import ImageJob, ImageResult, init_worker, prepare_image
+from .preprocessing import DataPreprocessing
 from .splits import assign_folds, rarest_label
 from .summary import build_summary
 from .vindr import CLASS_NAMES, AnnotatedImage, read_annotations
@@ -64,8 +66,11 @@ class PrepareResult:
     skipped: list[ImageResult] = field(default_factory=list)
 
 
-def prepare_dataset(source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True) -> PrepareResult:
-    """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md).
+def prepare_dataset(
+    source: Path, out_dir: Path, config: PrepareConfig, progress: bool = True, clahe: ClaheParams | None = None
+) -> PrepareResult:
+    """Prepare the release at ``source`` into ``out_dir`` (layout in ARCHITECTURE.md); ``clahe`` is recorded in
+    ``preprocessing.json`` for the loaders (it is applied at load, so changing it does not invalidate the cache).
 
     With ``config.workers > 1`` images are processed in spawned worker processes: a script calling this
     needs the usual ``if __name__ == "__main__":`` guard.
@@ -88,6 +93,8 @@ def prepare_dataset(source: Path, out_dir: Path, config: PrepareConfig, progress
     _write_data_yaml(out_dir)
     summary = build_summary(kept, annotations, results.values(), remapped, config, source)
     write_json_atomic(out_dir / "summary.json", summary)
+    clahe = clahe or ClaheParams()
+    DataPreprocessing(config.long_side, clahe.clip_limit, clahe.tile_grid).save(out_dir)
     return PrepareResult(out_dir=out_dir, summary=summary, skipped=skipped)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Detections", "decode_detections"]
+__all__ = ["Detections", "cxcywh_to_xyxy", "decode_detections"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ class Detections:
         return Detections(self.boxes[mask], self.scores[mask], self.classes[mask])
 
 
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """Boxes [N, 4] as centre x, centre y, width, height (YOLO's layout) to corners x1 y1 x2 y2."""
+    cx, cy, w, h = np.asarray(boxes).T
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
 def decode_detections(raw: np.ndarray, conf: float, iou: float, max_det: int = 300) -> Detections:
     """``raw`` [4 + classes, anchors] (or with a leading batch of 1): cx, cy, w, h, then per-class scores."""
     raw = np.asarray(raw, dtype=np.float32)
@@ -41,13 +47,12 @@ def decode_detections(raw: np.ndarray, conf: float, iou: float, max_det: int = 3
     candidates = np.flatnonzero(scores >= conf)
     if candidates.size == 0:
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-    cx, cy, w, h = raw[:4, candidates]
-    rects = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1).astype(np.float64)
-    keep = cv2.dnn.NMSBoxesBatched(
+    corners = cxcywh_to_xyxy(raw[:4, candidates].T)
+    rects = np.column_stack([corners[:, :2], raw[2:4, candidates].T]).astype(np.float64)  # OpenCV's x, y, w, h
+    kept = cv2.dnn.NMSBoxesBatched(
         rects.tolist(), scores[candidates].tolist(), classes[candidates].tolist(), conf, iou, top_k=max_det
     )
-    keep = candidates[np.asarray(keep, dtype=np.int64).reshape(-1)]
-    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_det]
-    cx, cy, w, h = raw[:4, keep]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), classes[keep].astype(np.int64))
+    kept = np.asarray(kept, dtype=np.int64).reshape(-1)
+    kept = kept[np.argsort(-scores[candidates[kept]], kind="stable")][:max_det]
+    keep = candidates[kept]
+    return Detections(corners[kept].astype(np.float32), scores[keep].astype(np.float32), classes[keep].astype(np.int64))

@@ -2,23 +2,25 @@
 
 This module owns the manifest: its types, its reader and its writer. The classifier exporter and the detector
 exporter each write their own section (and the shared preprocessing) through :func:`update_manifest`, so either model
-can be re-exported alone. The gate, the web app and every other front end read it through :func:`load_manifest`,
-which checks it once and turns it into typed records.
+can be re-exported alone; the quantizer and the benchmarks change it through :func:`read_manifest_file` and
+:func:`write_manifest_file`. The gate, the web app and every other front end read it through :func:`load_manifest`,
+which checks it once (dernet.records: unknown or missing keys name the file and the key).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import UserError
-from ..fileio import write_bytes_atomic, write_json_atomic
+from ..fileio import write_bytes_atomic
 from ..imaging import DEFAULT_MAX_PIXELS, ClaheParams
+from ..records import RECORD_CONFIG, RecordError, load_record, save_record
 
 __all__ = [
     "FORMAT_VERSION",
@@ -27,16 +29,20 @@ __all__ = [
     "DetectorSpec",
     "Manifest",
     "ManifestError",
+    "ManifestFile",
     "Preprocessing",
     "Rejection",
     "install_model_file",
     "load_manifest",
+    "read_manifest_file",
     "sha256_of",
     "update_manifest",
+    "write_manifest_file",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: typed sections (dernet.records); bench settings under provenance
 MANIFEST_NAME = "manifest.json"
+EXPORT_FIX = "run `make export-onnx` (or pass --models DIR)"
 
 
 class ManifestError(UserError, ValueError):
@@ -45,7 +51,10 @@ class ManifestError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a file becomes both models' inputs (dernet.imaging.model_ready with these numbers)."""
+    """How a file becomes both models' inputs: dernet.imaging's load_windowed at cache_long_side, then model_input
+    with this CLAHE at each model's size."""
+
+    __pydantic_config__ = RECORD_CONFIG
 
     cache_long_side: int  # load_windowed() at the prepared cache's long side, exactly as training saw it
     clahe_clip_limit: float = 2.0
@@ -65,7 +74,9 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Rejection:
-    """Outlier rejection before classifying (thresholds a site may tune)."""
+    """Outlier rejection before classifying (thresholds a site may tune; a re-export keeps them)."""
+
+    __pydantic_config__ = RECORD_CONFIG
 
     min_side: int = 128  # px of the original image
     max_pixels: int = DEFAULT_MAX_PIXELS  # checked in the header before decoding: larger inputs are refused
@@ -80,6 +91,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class ClassifierSpec:
+    __pydantic_config__ = RECORD_CONFIG
     file: str
     sha256: str
     input_size: int
@@ -97,6 +109,7 @@ class ClassifierSpec:
 
 @dataclass(frozen=True)
 class DetectorSpec:
+    __pydantic_config__ = RECORD_CONFIG
     file: str
     sha256: str
     imgsz: int
@@ -112,7 +125,24 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True)
+class ManifestFile:
+    """manifest.json as written: each exporter fills in its section, so either may still be missing."""
+
+    __pydantic_config__ = RECORD_CONFIG
+    FORMAT_VERSION: ClassVar[int] = FORMAT_VERSION
+
+    preprocessing: Preprocessing | None = None
+    rejection: Rejection = field(default_factory=Rejection)
+    classifier: ClassifierSpec | None = None
+    detector: DetectorSpec | None = None
+    variants: tuple[str, ...] = ("fp32",)  # runtime variants present in either section
+    provenance: dict[str, Any] = field(default_factory=dict)  # where the models came from; not read by the gate
+
+
+@dataclass(frozen=True)
 class Manifest:
+    """A complete manifest, as the gate uses it: both models, their files on disk."""
+
     folder: Path
     preprocessing: Preprocessing
     rejection: Rejection
@@ -140,50 +170,61 @@ def install_model_file(verified: str | os.PathLike, target: str | os.PathLike) -
     return hashlib.sha256(data).hexdigest()
 
 
-def update_manifest(folder: str | os.PathLike, section: str, values: dict[str, Any], **shared: Any) -> Path:
-    """Write one section (``classifier`` or ``detector``) of the manifest, plus shared keys, atomically.
+def read_manifest_file(folder: str | os.PathLike) -> ManifestFile:
+    """The manifest as written so far (empty when there is none yet); a malformed one names the file and key."""
+    path = Path(folder) / MANIFEST_NAME
+    return load_record(ManifestFile, path, EXPORT_FIX) if path.is_file() else ManifestFile()
 
-    Shared keys (``preprocessing``, ``rejection``, ``provenance``) are merged, so the two exporters can run in
-    either order; a preprocessing value that disagrees with the other model's export is an error.
+
+def write_manifest_file(folder: str | os.PathLike, manifest: ManifestFile) -> Path:
+    """Write ``manifest`` atomically (temp file + rename)."""
+    return save_record(manifest, Path(folder) / MANIFEST_NAME)
+
+
+def update_manifest(
+    folder: str | os.PathLike,
+    spec: ClassifierSpec | DetectorSpec,
+    preprocessing: Preprocessing,
+    provenance: dict[str, Any],
+    trained_with: str,
+) -> Path:
+    """Write one model's section of the manifest, with the shared preprocessing and provenance, atomically.
+
+    ``trained_with`` is the file the model's preprocessing was read from (a member checkpoint, a detector run's
+    options). The two exporters can run in either order; preprocessing that disagrees with the other model's export
+    is refused with both files named. A manifest of an older format is started afresh (both exporters rewrite their
+    sections); the rejection thresholds a site tuned are kept.
     """
     path = Path(folder) / MANIFEST_NAME
-    current = json.loads(path.read_text()) if path.is_file() else {}
-    if current.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
-        current = {}  # an older format: start afresh, both exporters rewrite their sections
-    current["format_version"] = FORMAT_VERSION
-    for key, value in shared.items():
-        if key == "preprocessing":
-            _merge_preprocessing(current, value, path)
-        elif isinstance(value, dict):
-            current.setdefault(key, {}).update(value)
-        else:
-            current[key] = value
-    current[section] = values
-    current.setdefault("variants", ["fp32"])
-    current.setdefault("provenance", {})[f"{section}_exported"] = datetime.now(timezone.utc).isoformat(
-        timespec="seconds"
+    try:
+        current = read_manifest_file(folder)
+    except RecordError:
+        current = ManifestFile()
+    section, other = ("classifier", "detector") if isinstance(spec, ClassifierSpec) else ("detector", "classifier")
+    if getattr(current, other) is not None and current.preprocessing is not None:
+        other_file = current.provenance.get(f"{other}_trained_with", f"the {other} in {path}")
+        _check_preprocessing(current.preprocessing, other_file, preprocessing, trained_with)
+    stamp = {
+        f"{section}_exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        f"{section}_trained_with": str(trained_with),
+    }
+    updated = dataclasses.replace(
+        current,
+        preprocessing=preprocessing,
+        provenance={**current.provenance, **provenance, **stamp},
+        **{section: spec},
     )
-    write_json_atomic(path, current)
-    return path
+    return write_manifest_file(folder, updated)
 
 
-def _merge_preprocessing(current: dict[str, Any], value: dict[str, Any], path: Path) -> None:
-    old = current.get("preprocessing") or {}
+def _check_preprocessing(old: Preprocessing, old_file: str, new: Preprocessing, new_file: str) -> None:
     for key in ("cache_long_side", "clahe_clip_limit", "clahe_tile_grid"):
-        if key in old and key in value and old[key] != value[key]:
+        if getattr(old, key) != getattr(new, key):
             raise ManifestError(
-                f"{path}: {key} is {old[key]} for the model already exported but {value[key]} for this one; "
-                "both models must be trained on the same prepared data (re-export both after retraining)"
+                f"{new_file} was trained with {key} {getattr(new, key)} but {old_file} (already exported) with "
+                f"{getattr(old, key)}; both models must be trained on the same preprocessing (retrain one, then "
+                "export both)"
             )
-    current["preprocessing"] = {**old, **value}
-
-
-def preprocessing_dict(cache_long_side: int, clahe: ClaheParams) -> dict[str, Any]:
-    return asdict(Preprocessing(cache_long_side, clahe.clip_limit, clahe.tile_grid))
-
-
-def rejection_dict() -> dict[str, Any]:
-    return asdict(Rejection())
 
 
 def load_manifest(folder: str | os.PathLike = "export") -> Manifest:
@@ -191,36 +232,21 @@ def load_manifest(folder: str | os.PathLike = "export") -> Manifest:
     folder = Path(folder)
     path = folder / MANIFEST_NAME
     if not path.is_file():
-        raise ManifestError(f"{path}: no manifest; run `make export-onnx` (or pass --models DIR)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{path}: not valid JSON ({err}); run `make export-onnx` again") from None
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ManifestError(f"{path}: format {data.get('format_version')} is not {FORMAT_VERSION}; export again")
+        raise ManifestError(f"{path}: no manifest; {EXPORT_FIX}")
+    written = read_manifest_file(folder)
     for section in ("classifier", "detector", "preprocessing"):
-        if section not in data:
+        if getattr(written, section) is None:
             raise ManifestError(f"{path}: no '{section}' section; run `make export-onnx` to export both models")
-    try:
-        classifier = ClassifierSpec(**_tuples(data["classifier"]))
-        detector = DetectorSpec(**_tuples(data["detector"]))
-        preprocessing = Preprocessing(**data["preprocessing"])
-        rejection = Rejection(**_tuples(data.get("rejection") or {}))
-    except TypeError as err:
-        raise ManifestError(f"{path}: unexpected content ({err}); export again") from None
-    for spec in (classifier, detector):
+    manifest = Manifest(
+        folder,
+        written.preprocessing,
+        written.rejection,
+        written.classifier,
+        written.detector,
+        written.variants,
+        written.provenance,
+    )
+    for spec in (manifest.classifier, manifest.detector):
         if not (folder / spec.file).is_file():
             raise ManifestError(f"{folder / spec.file}: model file missing; run `make export-onnx`")
-    return Manifest(
-        folder,
-        preprocessing,
-        rejection,
-        classifier,
-        detector,
-        tuple(data.get("variants") or ("fp32",)),
-        data.get("provenance") or {},
-    )
-
-
-def _tuples(section: dict[str, Any]) -> dict[str, Any]:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+    return manifest

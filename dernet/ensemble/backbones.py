@@ -1,26 +1,28 @@
 """timm backbones for the ensemble members, with pretrained weights that never make anyone wait.
 
-`pretrained: true` uses ImageNet weights from a given file, or from the local Hugging Face / torch hub cache.
-Only when they are not on disk and the network answers within seconds does timm download them; otherwise one
-warning, and the member starts from random weights.
+`pretrained: true` uses ImageNet weights from a given file, or from the local Hugging Face / torch hub cache. When they
+are not on disk, timm downloads them through huggingface_hub, with its own switches: HF_HUB_OFFLINE, HF_ENDPOINT (a
+mirror), HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT, and the HTTPS_PROXY / HTTP_PROXY of the environment. If that
+fails (offline, unreachable, refused), one warning, and the member starts from random weights.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 from pathlib import Path
 
 import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import EntryNotFoundError
 
 from ..errors import MissingFileError
 
 __all__ = ["PretrainedWeightsWarning", "create_backbone", "find_cached_weights"]
 
-HUB_HOST = ("huggingface.co", 443)
+# What a failed download raises: huggingface_hub's offline, not-found and HTTP errors are OSErrors (or
+# EntryNotFoundError); torch.hub's URL downloads raise URLError, an OSError too.
+DOWNLOAD_ERRORS = (OSError, EntryNotFoundError)
 
 
 class PretrainedWeightsWarning(UserWarning):
@@ -40,15 +42,16 @@ def create_backbone(name: str, pretrained: bool, pretrained_path: str | None, in
     cached = find_cached_weights(name)
     if cached is not None:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(cached)), **kwargs)
-    if _offline() or not _hub_reachable():
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except DOWNLOAD_ERRORS as err:
         warnings.warn(
-            f"{name}: ImageNet weights are not on this machine and cannot be downloaded; training from random "
-            "weights (set pretrained_path to a local weights file to avoid this)",
+            f"{name}: ImageNet weights are not on this machine and could not be downloaded ({type(err).__name__}); "
+            "training from random weights (set pretrained_path to a local weights file to avoid this)",
             PretrainedWeightsWarning,
             stacklevel=2,
         )
         return timm.create_model(name, pretrained=False, **kwargs)
-    return timm.create_model(name, pretrained=True, **kwargs)
 
 
 def find_cached_weights(name: str) -> Path | None:
@@ -66,16 +69,3 @@ def find_cached_weights(name: str) -> Path | None:
         if hub.is_file():
             return hub
     return None
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP connect instead of timm's minute of retries on a machine without internet."""
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -4,7 +4,7 @@ python -m dernet fit --config configs/ensemble/densenet121.yaml [--trainer.devic
 python -m dernet cv --folds 5 --config configs/ensemble/resnet50.yaml
 python -m dernet train-ensemble --config-dir configs/ensemble
 python -m dernet fit-ensemble --config configs/ensemble/ensemble.yaml
-python -m dernet evaluate --config configs/ensemble/ensemble.yaml --split test
+python -m dernet evaluate-ensemble --config configs/ensemble/ensemble.yaml --split test
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningCLI
 
-from ..cliutil import run_command
+from ..cliutil import add_split, run_command
 from ..errors import MissingFileError
 from ..fileio import write_json_atomic
 from .data import RadiographDataModule
@@ -28,7 +29,8 @@ from .member import MemberClassifier
 
 __all__ = ["DERNetCLI", "main"]
 
-LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+PASS_ON = {*LIGHTNING_COMMANDS, "cv", "train-ensemble"}  # commands whose extra flags go to LightningCLI
 
 
 class DERNetCLI(LightningCLI):
@@ -39,34 +41,36 @@ class DERNetCLI(LightningCLI):
         parser.link_arguments("data.pos_weight", "model.pos_weight", apply_on="instantiate")
 
 
-def run_lightning(args: list[str] | None) -> DERNetCLI:
-    """LightningCLI on ``args`` (None: the process's own command line)."""
-    return DERNetCLI(MemberClassifier, RadiographDataModule, save_config_kwargs={"overwrite": True}, args=args)
+def run_lightning(args: list[str]) -> DERNetCLI:
+    """LightningCLI on ``args``: the command line as this module's parser (or spine-cad) passed it on."""
+    with warnings.catch_warnings():
+        # LightningCLI warns when args are given while sys.argv has some: on purpose here (the subcommand's name
+        # in sys.argv may be spine-cad's).
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
+        return DERNetCLI(MemberClassifier, RadiographDataModule, save_config_kwargs={"overwrite": True}, args=args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from_command_line = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        run_lightning(None if from_command_line else argv)
-        return 0
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)  # cv and train-ensemble pass the rest on to LightningCLI
-    if extra and args.command not in {"cv", "train-ensemble"}:
+def main(argv: list[str] | None = None, prog: str = "python -m dernet") -> int:
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)  # LightningCLI's own flags (--trainer.*, ...) pass on to it
+    if extra and args.command not in PASS_ON:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     return run_command(args.run, args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dernet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{fit,validate,test,predict,cv,train-ensemble,fit-ensemble,evaluate}",
+        metavar="{fit,validate,test,predict,cv,train-ensemble,fit-ensemble,evaluate-ensemble}",
     )
+    for name in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (--help included): add_help=False
+        lightning = commands.add_parser(name, add_help=False, help=f"LightningCLI {name} of one member (--config ...)")
+        lightning.set_defaults(run=_lightning)
     cv = commands.add_parser("cv", help="K-fold cross-validation of one member over the prepared folds")
     cv.add_argument("--folds", type=int, required=True, help="number of folds (at most the prepared folds)")
     cv.add_argument("--config", type=Path, required=True, help="the member's YAML")
@@ -80,12 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--config", type=Path, default=Path("configs/ensemble/ensemble.yaml"))
     fit.set_defaults(run=_fit_ensemble)
 
-    evaluate = commands.add_parser("evaluate", help="metrics with bootstrap CIs on a split, ROC plot")
+    evaluate = commands.add_parser(
+        "evaluate-ensemble", aliases=["evaluate"], help="metrics with bootstrap CIs on a split, ROC plot"
+    )
     evaluate.add_argument("--config", type=Path, default=Path("configs/ensemble/ensemble.yaml"))
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_split(evaluate)
     evaluate.add_argument("--bootstrap", type=int, help="bootstrap resamples (overrides the config)")
     evaluate.set_defaults(run=_evaluate)
     return parser
+
+
+def _lightning(args: argparse.Namespace) -> int:
+    run_lightning([args.command, *args.overrides])
+    return 0
 
 
 def _cv(args: argparse.Namespace) -> int:
@@ -135,10 +146,10 @@ def _train_ensemble(args: argparse.Namespace) -> int:
 def _fit_ensemble(args: argparse.Namespace) -> int:
     config = load_ensemble_config(args.config)
     result = fit_ensemble(config)
-    weights = ", ".join(f"{m['name']} {w:.2f}" for m, w in zip(result["members"], result["weights"], strict=True))
+    weights = ", ".join(f"{m.name} {w:.2f}" for m, w in zip(result.members, result.weights, strict=True))
     print(
-        f"ensemble: weights {weights} ({result['weights_source']}); threshold {result['threshold']:.4f}, "
-        f"AUROC {result['auroc']:.4f} on {result['chosen_on']['split']} -> {config.output}"
+        f"ensemble: weights {weights} ({result.weights_source}); threshold {result.threshold:.4f}, "
+        f"AUROC {result.auroc:.4f} on {result.chosen_on.split} -> {config.output}"
     )
     return 0
 

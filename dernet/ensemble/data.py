@@ -17,8 +17,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..config import ConfigError
+from ..datasets.cached import read_cached_image
+from ..datasets.preprocessing import resolve_clahe
 from ..datasets.tables import read_table, split_rows
-from ..errors import MissingFileError, UsageError
+from ..errors import UsageError
 from ..imaging import ClaheParams, classifier_canvas, model_input
 
 __all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
@@ -45,10 +47,7 @@ class RadiographDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = self.rows.iloc[index]
-        path = self.data_dir / row.path
-        cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if cached is None:
-            raise MissingFileError(f"{path}: missing or unreadable; run prepare again")
+        cached = read_cached_image(self.data_dir / row.path)
         image = classifier_canvas(model_input(cached, self.image_size, self.clahe), self.image_size)
         if self.augment is not None:
             image = self.augment(image=image)["image"]
@@ -57,7 +56,10 @@ class RadiographDataset(Dataset):
 
 
 class RadiographDataModule(pl.LightningDataModule):
-    """The prepared classification table as train/val loaders (arguments are LightningCLI's `data:` keys)."""
+    """The prepared classification table as train/val loaders (arguments are LightningCLI's `data:` keys).
+
+    ``clahe_clip_limit`` / ``clahe_tile_grid``: None (the configs' default) takes the prepared data's values.
+    """
 
     def __init__(
         self,
@@ -67,8 +69,8 @@ class RadiographDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         val_fold: int | None = None,
         balance: str = "loss",
-        clahe_clip_limit: float = 2.0,
-        clahe_tile_grid: int = 8,
+        clahe_clip_limit: float | None = None,
+        clahe_tile_grid: int | None = None,
         hflip: float = 0.5,
         rotate_degrees: float = 5.0,
         scale: float = 0.05,
@@ -79,6 +81,10 @@ class RadiographDataModule(pl.LightningDataModule):
         if balance not in BALANCE_CHOICES:
             raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got '{balance}'")
         self.save_hyperparameters()
+        # CLAHE: the prepared data's (preprocessing.json) unless given explicitly. The resolved values go into the
+        # hyperparameters Lightning saves in each checkpoint, so it says what this member was trained with.
+        clahe = resolve_clahe(data_dir, clahe_clip_limit, clahe_tile_grid)
+        self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid = clahe.clip_limit, clahe.tile_grid
         self.table = read_table(data_dir)
         self.train_rows = split_rows(self.table, "train", val_fold)
         self.val_rows = split_rows(self.table, "val", val_fold)

@@ -25,8 +25,6 @@ class EnsembleConfig:
     output: str = "runs/ensemble/ensemble.json"
     bootstrap_resamples: int = 1000
     batch_size: int = 32
-    clahe_clip_limit: float = 2.0
-    clahe_tile_grid: int = 8
 
     def __post_init__(self) -> None:
         if not self.members:

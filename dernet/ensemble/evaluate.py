@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from ..errors import MissingFileError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..metrics import binary_metrics, bootstrap_intervals
 from ..metrics.tables import classification_table, plot_roc
 from .ensemble_config import EnsembleConfig
 from .fit_ensemble import member_probabilities
+from .record import load_ensemble
 from .voting import combine
 
 __all__ = ["evaluate_ensemble", "format_table"]
@@ -22,16 +20,11 @@ format_table = classification_table  # the table `python -m dernet evaluate` pri
 
 def evaluate_ensemble(config: EnsembleConfig, split: str = "test") -> dict[str, Any]:
     """Score every member (at its own Youden threshold) and the ensemble (at the saved threshold) on ``split``."""
-    saved_path = Path(config.output)
-    if not saved_path.is_file():
-        raise MissingFileError(f"{saved_path}: no fitted ensemble; run `python -m dernet fit-ensemble` first")
-    saved = json.loads(saved_path.read_text())
-    names = [m["name"] for m in saved["members"]]
-    config_members = dict(zip(names, (m["checkpoint"] for m in saved["members"]), strict=True))
-    probs, rows = member_probabilities(_with_members(config, config_members), split)
+    saved = load_ensemble(config.output)
+    probs, rows, _ = member_probabilities(replace(config, members={m.name: m.checkpoint for m in saved.members}), split)
     labels = rows.abnormal.to_numpy().astype(int)
-    scores = {name: (probs[:, m], saved["members"][m]["threshold"]) for m, name in enumerate(names)}
-    scores["ensemble"] = (combine(probs, saved["weights"], saved["combine"]), saved["threshold"])
+    scores = {m.name: (probs[:, i], m.threshold) for i, m in enumerate(saved.members)}
+    scores["ensemble"] = (combine(probs, saved.weights, saved.combine), saved.threshold)
     results: dict[str, Any] = {
         "split": split,
         "images": int(len(labels)),
@@ -48,7 +41,3 @@ def evaluate_ensemble(config: EnsembleConfig, split: str = "test") -> dict[str, 
     write_text_atomic(out / f"evaluation_{split}.md", classification_table(results) + "\n")
     plot_roc(labels, scores, out / f"roc_{split}.png", split)
     return results
-
-
-def _with_members(config: EnsembleConfig, members: dict[str, str]) -> EnsembleConfig:
-    return replace(config, members=members)

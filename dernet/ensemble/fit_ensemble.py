@@ -10,32 +10,33 @@ from sklearn.metrics import roc_auc_score
 
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
-from ..fileio import write_json_atomic
 from ..imaging import ClaheParams
 from ..metrics import youden_threshold
 from .ensemble_config import EnsembleConfig
-from .predict import load_member, predict_probabilities
+from .predict import load_members, predict_probabilities
+from .record import ChosenOn, EnsembleRecord, MemberRecord
 from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights
 
 __all__ = ["fit_ensemble", "member_probabilities"]
 
 
-def member_probabilities(config: EnsembleConfig, split: str, val_fold: int | None = None) -> tuple[np.ndarray, Any]:
-    """Probabilities [N, M] of every member on ``split``, and the rows they belong to."""
+def member_probabilities(
+    config: EnsembleConfig, split: str, val_fold: int | None = None
+) -> tuple[np.ndarray, Any, ClaheParams]:
+    """Probabilities [N, M] of every member on ``split``, the rows they belong to, and the CLAHE the members were
+    trained with (each member sees its training preprocessing)."""
     rows = split_rows(read_table(config.data_dir), split, val_fold)
-    clahe = ClaheParams(config.clahe_clip_limit, config.clahe_tile_grid)
-    columns = []
-    for name, checkpoint in config.members.items():
-        model = load_member(checkpoint)
-        columns.append(
-            predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc=f"{name} on {split}")
-        )
-    return np.stack(columns, axis=1), rows
+    models, clahe = load_members(list(config.members.values()))
+    columns = [
+        predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc=f"{name} on {split}")
+        for name, model in zip(config.members, models, strict=True)
+    ]
+    return np.stack(columns, axis=1), rows, clahe
 
 
-def fit_ensemble(config: EnsembleConfig) -> dict[str, Any]:
+def fit_ensemble(config: EnsembleConfig) -> EnsembleRecord:
     """Choose weights and thresholds on ``config.fit_split`` (never test) and write ``config.output``."""
-    probs, rows = member_probabilities(config, config.fit_split, config.val_fold)
+    probs, rows, clahe = member_probabilities(config, config.fit_split, config.val_fold)
     labels = rows.abnormal.to_numpy().astype(int)
     if len(np.unique(labels)) < 2:
         raise UsageError(f"the {config.fit_split} split needs normal and abnormal images to choose a threshold")
@@ -48,30 +49,31 @@ def fit_ensemble(config: EnsembleConfig) -> dict[str, Any]:
         weights = weights / weights.sum()
         source = "DERNet paper" if config.weights == "paper" else "config"
     ensemble = combine(probs, weights, config.combine)
-    result = {
-        "members": [
-            {
-                "name": name,
-                "checkpoint": str(checkpoint),
-                "threshold": youden_threshold(labels, probs[:, m]),
-                "auroc": float(roc_auc_score(labels, probs[:, m])),
-            }
+    result = EnsembleRecord(
+        members=tuple(
+            MemberRecord(
+                name=name,
+                checkpoint=str(checkpoint),
+                threshold=youden_threshold(labels, probs[:, m]),
+                auroc=float(roc_auc_score(labels, probs[:, m])),
+            )
             for m, (name, checkpoint) in enumerate(config.members.items())
-        ],
-        "weights": [round(float(w), 6) for w in weights],
-        "weights_source": source,
-        "combine": config.combine,
-        "threshold": youden_threshold(labels, ensemble),
-        "auroc": float(roc_auc_score(labels, ensemble)),
-        "chosen_on": {
-            "split": config.fit_split,
-            "val_fold": config.val_fold,
-            "images": int(len(rows)),
-            "abnormal": int(labels.sum()),
-            "data_dir": str(config.data_dir),
-        },
-        "clahe": {"clip_limit": config.clahe_clip_limit, "tile_grid": config.clahe_tile_grid},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_json_atomic(config.output, result)
+        ),
+        weights=tuple(round(float(w), 6) for w in weights),
+        weights_source=source,
+        combine=config.combine,
+        threshold=youden_threshold(labels, ensemble),
+        auroc=float(roc_auc_score(labels, ensemble)),
+        chosen_on=ChosenOn(
+            split=config.fit_split,
+            val_fold=config.val_fold,
+            images=int(len(rows)),
+            abnormal=int(labels.sum()),
+            data_dir=str(config.data_dir),
+        ),
+        clahe_clip_limit=clahe.clip_limit,
+        clahe_tile_grid=clahe.tile_grid,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    result.save(config.output)
     return result

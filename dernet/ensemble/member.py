@@ -10,9 +10,11 @@ import numpy as np
 import pytorch_lightning as pl
 import timm
 import torch
-from sklearn.metrics import roc_auc_score
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics.classification import BinaryAUROC
 
+from ..imaging import ClaheParams
 from .backbones import create_backbone
 
 __all__ = ["MemberClassifier"]
@@ -54,7 +56,9 @@ class MemberClassifier(pl.LightningModule):
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
         self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight) if pos_weight else None)
-        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.val_auroc = BinaryAUROC()  # torchmetrics: gathers over DDP ranks itself
+        self.register_buffer("val_counts", torch.zeros(2, dtype=torch.long), persistent=False)  # abnormal, normal
+        self.trained_clahe: ClaheParams | None = None  # read from a checkpoint's data settings (on_load_checkpoint)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits [B] of 'abnormal' for images [B, 1, H, W] in [0, 1]."""
@@ -72,27 +76,37 @@ class MemberClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         self.log("val_loss", self.loss(logits, labels), prog_bar=True, sync_dist=True, batch_size=len(labels))
-        self._val_outputs.append((torch.sigmoid(logits).detach(), labels.detach()))
+        self.val_auroc.update(torch.sigmoid(logits).detach(), labels.int())
+        self.val_counts += torch.stack([(labels == 1).sum(), (labels == 0).sum()])
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_outputs:
+        """val_auroc, which picks best.ckpt. Validation that saw one class only has no AUROC: it is logged as NaN
+        (which ModelCheckpoint ranks last) with a warning, never as a number that could pick a checkpoint."""
+        counts = self.all_gather(self.val_counts).reshape(-1, 2).sum(dim=0)
+        self.val_counts.zero_()
+        if int(counts.min()) == 0:
+            self.val_auroc.reset()
+            if not self.trainer.sanity_checking:
+                rank_zero_warn(
+                    f"validation saw {int(counts[0])} abnormal and {int(counts[1])} normal images: no AUROC, so this "
+                    "epoch cannot be chosen as best.ckpt (val_auroc = nan); validate on both classes"
+                )
+            self.log("val_auroc", float("nan"), prog_bar=True)
             return
-        probs = torch.cat([p for p, _ in self._val_outputs])
-        labels = torch.cat([y for _, y in self._val_outputs])
-        self._val_outputs.clear()
-        probs, labels = self.all_gather(probs).flatten(), self.all_gather(labels).flatten()  # every DDP rank
-        self.log("val_auroc", _auroc(labels.cpu().numpy(), probs.float().cpu().numpy()), prog_bar=True)
+        self.log("val_auroc", self.val_auroc.compute(), prog_bar=True)
+        self.val_auroc.reset()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the CLAHE the data module trained with (Lightning saves its resolved hyperparameters beside ours)."""
+        data = checkpoint.get("datamodule_hyper_parameters") or {}
+        if data.get("clahe_clip_limit") is not None and data.get("clahe_tile_grid") is not None:
+            self.trained_clahe = ClaheParams(float(data["clahe_clip_limit"]), int(data["clahe_tile_grid"]))
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         epochs = max(int(self.trainer.max_epochs or 1), 1)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-
-def _auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """scikit-learn's AUROC; 0.5 when the split holds one class only (a tiny sanity-check batch)."""
-    return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else 0.5
 
 
 def _channel_stats(backbone: str, in_chans: int) -> tuple[torch.Tensor, torch.Tensor]:

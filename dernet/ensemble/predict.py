@@ -10,12 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..datasets.preprocessing import PreprocessingMismatchError, agreed_clahe
 from ..errors import MissingFileError
 from ..imaging import ClaheParams
 from .data import RadiographDataset
 from .member import MemberClassifier
 
-__all__ = ["load_member", "predict_probabilities"]
+__all__ = ["load_member", "load_members", "predict_probabilities"]
 
 
 def load_member(checkpoint: str | Path) -> MemberClassifier:
@@ -25,6 +26,19 @@ def load_member(checkpoint: str | Path) -> MemberClassifier:
         raise MissingFileError(f"{path}: no such checkpoint; train the member first (make train-ensemble)")
     model = MemberClassifier.load_from_checkpoint(path, map_location="cpu", pretrained=False, pretrained_path=None)
     return model.eval()
+
+
+def load_members(checkpoints: list[str | Path]) -> tuple[list[MemberClassifier], ClaheParams]:
+    """The members, and the CLAHE they were all trained with (from their checkpoints). Raises naming the two
+    checkpoints when members disagree, or the checkpoint that does not record its data settings."""
+    models = [load_member(c) for c in checkpoints]
+    for checkpoint, model in zip(checkpoints, models, strict=True):
+        if model.trained_clahe is None:
+            raise PreprocessingMismatchError(
+                f"{checkpoint}: records no data settings (CLAHE); train it with `spine-cad train-ensemble` "
+                "(python -m dernet fit)"
+            )
+    return models, agreed_clahe([(str(c), m.trained_clahe) for c, m in zip(checkpoints, models, strict=True)])
 
 
 @torch.inference_mode()

@@ -6,25 +6,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cliutil import run_command
-from ..deploy.variants import VARIANTS
+from ..cliutil import add_data, add_models, add_out, add_split, add_variant, run_command
 from ..imaging import set_decoder_threads
 from .exported import evaluate_exported, format_result, score_reports
 
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.evaluation") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dernet.evaluation",
+        prog=prog,
         description="Classification with 95%% CIs and AP@0.5 per class for each gate mode, from the exported models.",
     )
-    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared dataset")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--out", type=Path, default=Path("runs/evaluation"), help="output folder")
+    add_models(parser)
+    add_data(parser)
+    add_split(parser)
+    add_out(parser, "runs/evaluation", "tables, JSON and plots")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
-    parser.add_argument("--variant", default="auto", choices=("auto", *VARIANTS), help="runtime variant (default auto)")
+    add_variant(parser)
     parser.add_argument("--reports", type=Path, help="score these gate reports instead (with --annotations)")
     parser.add_argument("--annotations", type=Path, nargs="+", help="release annotation CSV(s) for --reports")
     args = parser.parse_args(argv)

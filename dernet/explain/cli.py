@@ -1,4 +1,4 @@
-"""`python -m dernet.explain PATH... [--checkpoints DIR] [--out DIR] [--method gradcam|gradcam++|eigencam]`:
+"""`python -m dernet.explain PATH... [--ensemble FILE] [--out DIR] [--method gradcam|gradcam++|eigencam]`:
 Grad-CAM heatmaps of each ensemble member and of the weighted ensemble, from the PyTorch checkpoints.
 
 Exit codes: 0 every input explained; 1 some inputs could not be read (the others were explained); 2 usage error.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..cliutil import run_command
+from ..cliutil import add_ensemble, add_out, run_command
 from ..deploy.report import blend_heatmap
 from ..fileio import write_figure_atomic, write_png_atomic
 from ..imaging import ImageReadError, apply_clahe, set_decoder_threads
@@ -36,22 +36,17 @@ def write_explanation(explanation: Explanation, windowed, target: Path, title: s
     return panel, heatmap
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dernet.explain",
+        prog=prog,
         description="Where the DERNet ensemble looked: a heatmap per member and their weighted combination.",
         epilog="Exit codes: 0 all explained, 1 some inputs unreadable (the rest processed), 2 usage error.",
     )
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="DICOM (any extension), PNG, JPEG, or folders"
     )
-    parser.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=Path("runs/ensemble"),
-        help="folder holding ensemble.json (or the file itself) from `make train-ensemble` (default: runs/ensemble)",
-    )
-    parser.add_argument("--out", type=Path, default=Path("runs/explain"), help="output folder (default: runs/explain)")
+    add_ensemble(parser)
+    add_out(parser, "runs/explain", "heatmap panels and overlays")
     parser.add_argument("--method", choices=tuple(METHODS), default="gradcam", help="CAM method (default: gradcam)")
     parser.add_argument(
         "--long-side", type=int, help="long side of the prepared cache the members trained on (default: its summary)"
@@ -59,13 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.explain") -> int:
+    args = _parser(prog).parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
         set_decoder_threads()
         files, _ = collect_inputs(args.paths, args.out)
-        explainer = Explainer(args.checkpoints, args.method, args.long_side)
+        explainer = Explainer(args.ensemble, args.method, args.long_side)
         stems = output_stems(files)
         failed = 0
         progress = tqdm(files, desc="explaining", unit="image", disable=True if len(files) < 2 else None)

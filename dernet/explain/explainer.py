@@ -8,7 +8,6 @@ voting weights. :meth:`Explanation.on_image` maps a canvas heatmap back to the i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..datasets.tables import read_summary
+from ..datasets.preprocessing import PREPROCESSING_FILE, read_data_preprocessing
 from ..deploy.manifest import Manifest
-from ..ensemble.predict import load_member
+from ..ensemble.predict import load_members
+from ..ensemble.record import EnsembleRecord, MemberRecord, load_ensemble
 from ..ensemble.voting import combine
 from ..errors import MissingFileError, UsageError
 from ..imaging import (
-    ClaheParams,
     ImageMeta,
     Letterbox,
     Source,
@@ -91,15 +90,14 @@ class Explainer:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
         self.ensemble_json = find_ensemble_json(checkpoints)
-        saved = json.loads(self.ensemble_json.read_text())
-        self.names = [m["name"] for m in saved["members"]]
-        self.members = [load_member(_checkpoint(m, self.ensemble_json.parent)) for m in saved["members"]]
+        saved = load_ensemble(self.ensemble_json)
+        self.names = saved.names
+        self.members, self.clahe = load_members([_checkpoint(m, self.ensemble_json.parent) for m in saved.members])
         self.sizes = [int(m.hparams.image_size) for m in self.members]
-        weights = np.asarray(saved["weights"], dtype=np.float64)
+        weights = np.asarray(saved.weights, dtype=np.float64)
         self.weights = weights / weights.sum()
-        self.combine_mode = saved.get("combine", "probability")
-        self.threshold = float(saved["threshold"])
-        self.clahe = ClaheParams(saved["clahe"]["clip_limit"], saved["clahe"]["tile_grid"])
+        self.combine_mode = saved.combine
+        self.threshold = saved.threshold
         self.method = method
         self.long_side = long_side or _cache_long_side(saved)
 
@@ -157,18 +155,18 @@ def explainer_for_export(checkpoints: str | Path, manifest: Manifest) -> Explain
     return Explainer(checkpoints, long_side=manifest.preprocessing.cache_long_side)
 
 
-def _checkpoint(member: dict, folder: Path) -> Path:
+def _checkpoint(member: MemberRecord, folder: Path) -> Path:
     """The member's checkpoint as recorded, or under the ensemble's folder when the runs folder has moved."""
-    recorded = Path(member["checkpoint"])
+    recorded = Path(member.checkpoint)
     if recorded.is_file():
         return recorded
-    beside = folder / member["name"] / "checkpoints" / recorded.name
+    beside = folder / member.name / "checkpoints" / recorded.name
     return beside if beside.is_file() else recorded  # load_member names the missing file
 
 
-def _cache_long_side(saved: dict) -> int | None:
-    """The long side of the prepared cache the members trained on (its summary.json), if that is on disk."""
-    data_dir = saved.get("chosen_on", {}).get("data_dir")
-    if not data_dir or not (Path(data_dir) / "summary.json").is_file():
+def _cache_long_side(saved: EnsembleRecord) -> int | None:
+    """The long side of the prepared cache the members trained on (its preprocessing.json), if that is on disk."""
+    data_dir = saved.chosen_on.data_dir
+    if not data_dir or not (Path(data_dir) / PREPROCESSING_FILE).is_file():
         return None
-    return int(read_summary(data_dir)["params"]["long_side"])
+    return read_data_preprocessing(data_dir).cache_long_side

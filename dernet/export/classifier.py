@@ -7,22 +7,23 @@ and ``member_probabilities`` [B, M]. Members whose training input size differs f
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets.tables import read_summary, read_table, split_rows
-from ..deploy.manifest import install_model_file, preprocessing_dict, rejection_dict, update_manifest
-from ..ensemble.predict import load_member
-from ..errors import MissingFileError
-from ..imaging import ClaheParams, classifier_array
+from ..datasets.cached import sample_inputs
+from ..datasets.preprocessing import PreprocessingMismatchError, read_data_preprocessing
+from ..datasets.tables import read_summary
+from ..deploy.manifest import ClassifierSpec, Preprocessing, install_model_file, update_manifest
+from ..ensemble.predict import load_members
+from ..ensemble.record import load_ensemble
+from ..imaging import classifier_array
+from ..records import record_dict
 from .verify import ExportVerificationError, check_onnx, ort_session
 
 __all__ = ["EnsembleGraph", "export_classifier"]
@@ -62,7 +63,7 @@ def export_classifier(
     data_dir: str | Path,
     out_dir: str | Path = "export",
     samples: int = 4,
-) -> dict[str, Any]:
+) -> ClassifierSpec:
     """Export ``runs/ensemble/ensemble.json``'s members and vote to ``out_dir/dernet.onnx``; update the manifest.
 
     Verification: ``onnx.checker``, then ONNX Runtime vs PyTorch on ``samples`` prepared validation images (and a
@@ -70,15 +71,21 @@ def export_classifier(
     leaving any earlier export in place.
     """
     ensemble_json, data_dir, out_dir = Path(ensemble_json), Path(data_dir), Path(out_dir)
-    if not ensemble_json.is_file():
-        raise MissingFileError(f"{ensemble_json}: no fitted ensemble; run `make train-ensemble` first")
-    saved = json.loads(ensemble_json.read_text())
-    members = [load_member(m["checkpoint"]) for m in saved["members"]]
+    saved = load_ensemble(ensemble_json)
+    members, clahe = load_members([m.checkpoint for m in saved.members])  # what they trained with, all agreeing
+    if clahe != saved.clahe:
+        raise PreprocessingMismatchError(
+            f"{ensemble_json} records CLAHE clip limit {saved.clahe_clip_limit:g}, tile grid {saved.clahe_tile_grid} "
+            f"but {saved.members[0].checkpoint} was trained with clip limit {clahe.clip_limit:g}, tile grid "
+            f"{clahe.tile_grid}; fit the ensemble again (spine-cad fit-ensemble)"
+        )
     sizes = [int(m.hparams.image_size) for m in members]
-    graph = EnsembleGraph(members, sizes, saved["weights"], saved["combine"]).eval()
-    clahe = ClaheParams(saved["clahe"]["clip_limit"], saved["clahe"]["tile_grid"])
+    graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine).eval()
+    data = read_data_preprocessing(data_dir)
     summary = read_summary(data_dir)
-    inputs = _sample_inputs(data_dir, graph.input_size, clahe, samples)
+    inputs = np.concatenate(
+        sample_inputs(data_dir, "val", samples, lambda cached: classifier_array(cached, graph.input_size, clahe))
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "dernet.onnx"
@@ -99,50 +106,31 @@ def export_classifier(
         out_dir.mkdir(parents=True, exist_ok=True)
         digest = install_model_file(tmp_path, out_dir / "dernet.onnx")
 
-    section = {
-        "file": "dernet.onnx",
-        "sha256": digest,
-        "input_size": graph.input_size,
-        "members": [m["name"] for m in saved["members"]],
-        "member_sizes": sizes,
-        "member_thresholds": [m["threshold"] for m in saved["members"]],
-        "weights": saved["weights"],
-        "combine": saved["combine"],
-        "threshold": saved["threshold"],
-        "chosen_on": saved.get("chosen_on", {}),
-        "outputs": ["probability", "member_probabilities"],
-        "verified_max_abs_diff": worst,
-    }
+    spec = ClassifierSpec(
+        file="dernet.onnx",
+        sha256=digest,
+        input_size=graph.input_size,
+        members=tuple(saved.names),
+        member_sizes=tuple(sizes),
+        member_thresholds=tuple(m.threshold for m in saved.members),
+        weights=tuple(saved.weights),
+        combine=saved.combine,
+        threshold=saved.threshold,
+        chosen_on=record_dict(saved.chosen_on),
+        verified_max_abs_diff=worst,
+    )
     update_manifest(
         out_dir,
-        "classifier",
-        section,
-        preprocessing=preprocessing_dict(summary["params"]["long_side"], clahe),
-        rejection=rejection_dict(),
+        spec,
+        Preprocessing(data.cache_long_side, clahe.clip_limit, clahe.tile_grid),
         provenance={
             "ensemble": str(ensemble_json),
             "data": str(data_dir),
             "data_summary": {k: summary.get(k) for k in ("source", "created", "splits")},
         },
+        trained_with=saved.members[0].checkpoint,
     )
-    return section
-
-
-def _sample_inputs(data_dir: Path, size: int, clahe: ClaheParams, count: int) -> np.ndarray:
-    """Real classifier inputs [N, 1, S, S] from the prepared val split, made as the gate makes them (random images
-    when there are fewer than two)."""
-    import cv2
-
-    rows = split_rows(read_table(data_dir), "val").head(count)
-    arrays = []
-    for row in rows.itertuples():
-        cached = cv2.imread(str(data_dir / row.path), cv2.IMREAD_GRAYSCALE)
-        if cached is not None:
-            arrays.append(classifier_array(cached, size, clahe))
-    while len(arrays) < 2:
-        noise = np.random.default_rng(len(arrays)).integers(0, 256, (size, size), dtype=np.uint8)
-        arrays.append(noise[None, None].astype(np.float32) / 255)
-    return np.concatenate(arrays)
+    return spec
 
 
 @torch.inference_mode()

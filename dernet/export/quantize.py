@@ -19,20 +19,25 @@ mAP point; the gate's ``--variant auto`` only ever runs accepted ones. The test 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..cliutil import run_command
+from ..cliutil import add_data, add_models, run_command
 from ..deploy.engines import RuntimeOptions, load_model
-from ..deploy.manifest import MANIFEST_NAME, Manifest, install_model_file, load_manifest
+from ..deploy.manifest import (
+    Manifest,
+    install_model_file,
+    load_manifest,
+    read_manifest_file,
+    write_manifest_file,
+)
 from ..deploy.variants import VARIANTS, engine_available, variant_entries
 from ..errors import MissingExtraError, UsageError, require_extra
-from ..fileio import write_json_atomic
-from ..imaging import classifier_array, detector_array, load_windowed, set_decoder_threads
+from ..imaging import classifier_array, detector_array, set_decoder_threads
 from ..timing import median_s
 from .verify import check_onnx
 
@@ -55,21 +60,16 @@ INT8_FILES = {"classifier": "dernet.int8.onnx", "detector": "yolo_spine.int8.onn
 
 def calibration_arrays(manifest: Manifest, data_dir: Path, role: str, count: int) -> list[np.ndarray]:
     """Model inputs of ``count`` prepared training images spread over the split (normal and abnormal alike)."""
-    from ..datasets.tables import read_table, split_rows  # pandas: the 'train' extra
+    from ..datasets.cached import sample_inputs  # pandas: the 'train' extra
 
-    rows = split_rows(read_table(data_dir), "train")
-    if rows.empty:
-        raise UsageError(f"{data_dir}: no training images to calibrate on")
-    picked = rows.iloc[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
     p = manifest.preprocessing
-    arrays = []
-    for row in picked.itertuples():
-        windowed, _ = load_windowed(data_dir / row.path, p.cache_long_side)
-        if role == "classifier":
-            arrays.append(classifier_array(windowed, manifest.classifier.input_size, p.clahe))
-        else:
-            arrays.append(detector_array(windowed, manifest.detector.imgsz, p.clahe)[0])
-    return arrays
+    if role == "classifier":
+        return sample_inputs(
+            data_dir, "train", count, lambda c: classifier_array(c, manifest.classifier.input_size, p.clahe), "spread"
+        )
+    return sample_inputs(
+        data_dir, "train", count, lambda c: detector_array(c, manifest.detector.imgsz, p.clahe)[0], "spread"
+    )
 
 
 def float_nodes(model_path: Path, role: str) -> list[str]:
@@ -159,8 +159,8 @@ def add_variants(
     make_variant_files(models, data_dir, variants, calibration_images)
     time_variants(models, data_dir, variants)
     check_variants(models, data_dir, variants, accuracy_split)
-    data = json.loads((models / MANIFEST_NAME).read_text())
-    return {role: data[role].get("variants", {}) for role in ("classifier", "detector")}
+    manifest = load_manifest(models)
+    return {"classifier": manifest.classifier.variants, "detector": manifest.detector.variants}
 
 
 def make_variant_files(
@@ -232,12 +232,12 @@ def check_variants(models: Path, data_dir: Path, variants: list[str], split: str
 
 def _record(models: Path, role: str, name: str, values: dict[str, Any]) -> None:
     """Merge ``values`` into the manifest's ``<role>.variants.<name>`` and list the variant at the top level."""
-    path = models / MANIFEST_NAME
-    data = json.loads(path.read_text())
-    data[role].setdefault("variants", {}).setdefault(name, {}).update(values)
-    present = {"fp32"} | {v for r in ("classifier", "detector") for v in data.get(r, {}).get("variants", {})}
-    data["variants"] = [v for v in VARIANTS if v in present]
-    write_json_atomic(path, data)
+    manifest = read_manifest_file(models)
+    spec = getattr(manifest, role)
+    entries = {**spec.variants, name: {**spec.variants.get(name, {}), **values}}
+    manifest = dataclasses.replace(manifest, **{role: dataclasses.replace(spec, variants=entries)})
+    present = {"fp32"} | set(manifest.classifier.variants) | set(manifest.detector.variants)
+    write_manifest_file(models, dataclasses.replace(manifest, variants=tuple(v for v in VARIANTS if v in present)))
 
 
 def format_variants(sections: dict[str, Any]) -> str:
@@ -254,11 +254,15 @@ def format_variants(sections: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dernet.export.quantize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models (default: export)")
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="the prepared dataset")
-    parser.add_argument("--variants", nargs="+", default=["int8"], help="int8, openvino-bf16, ... (default: int8)")
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.export.quantize") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_models(parser)
+    add_data(parser)
+    choices = [v for v in VARIANTS if v != "fp32"]
+    parser.add_argument(
+        "--variants", nargs="+", default=["int8"], choices=choices, metavar="VARIANT",
+        help=f"{', '.join(choices)} (default: int8)",
+    )  # fmt: skip
     parser.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
     args = parser.parse_args(argv)
 

@@ -1,5 +1,5 @@
 """`python -m dernet.gate PATH... [--models DIR] [--out DIR] [--mode gate|fusion|all] [--threshold P] [--conf C]
-[--providers ...] [--threads N] [--json] [--explain [--checkpoints DIR]]`: screen radiographs with the exported
+[--providers ...] [--threads N] [--json] [--explain [--ensemble FILE]]`: screen radiographs with the exported
 models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and imports torch for them).
 
 Exit codes: 0 every input screened; 1 some inputs rejected or failed (the others were screened; each has a report);
@@ -16,12 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..cliutil import run_command
+from ..cliutil import add_conf, add_ensemble, add_models, add_out, add_threshold, add_variant, run_command
 from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
 from ..deploy.report import summary_line, write_outputs, write_summary_csv
 from ..deploy.screening import MODES, Screener, Screening
-from ..deploy.variants import VARIANTS
 from ..errors import UsageError
 from ..fileio import remove_stale_temp_files
 from ..imaging import set_decoder_threads
@@ -30,17 +29,17 @@ from ..inputs import collect_inputs, display_name, output_stems
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dernet.gate",
+        prog=prog,
         description="Screen spine radiographs: abnormality score, lesion boxes, a report and an overlay per input.",
         epilog="Exit codes: 0 all screened, 1 some inputs rejected or failed (the rest processed), 2 usage error.",
     )
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="DICOM (any extension), PNG, JPEG, or folders"
     )
-    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models folder (default: export)")
-    parser.add_argument("--out", type=Path, default=Path("runs/gate"), help="reports and overlays (default: runs/gate)")
+    add_models(parser)
+    add_out(parser, "runs/gate", "reports and overlays")
     parser.add_argument(
         "--mode",
         choices=MODES,
@@ -48,20 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="gate: detect only when abnormal (DERNet); fusion: always detect, keep boxes >= 0.5 when normal "
         "(VinDr-SpineXR); all: always detect, keep all boxes",
     )
-    parser.add_argument("--threshold", type=_probability, help="abnormality threshold (default: the manifest's)")
-    parser.add_argument(
-        "--conf", type=_probability, help="minimum box confidence (default: the manifest's; 0.001 to evaluate)"
-    )
+    add_threshold(parser)
+    add_conf(parser, None, "; 0.001 to evaluate")
     parser.add_argument(
         "--providers", nargs="+", metavar="P", help="ONNX Runtime providers, e.g. cuda cpu (default: CUDA if present)"
     )
     parser.add_argument("--threads", type=int, default=0, help="inference and decoding threads (0: all cores)")
-    parser.add_argument(
-        "--variant",
-        choices=("auto", *VARIANTS),
-        default="auto",
-        help="runtime variant of both models (default auto: the fastest the export accepted and this install runs)",
-    )
+    add_variant(parser)
     parser.add_argument(
         "--prefetch",
         type=int,
@@ -87,24 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also write <name>.heatmap.png (Grad-CAM of the ensemble) and its path in the report; needs the "
         "PyTorch checkpoints",
     )
-    parser.add_argument(
-        "--checkpoints",
-        type=Path,
-        default=Path("runs/ensemble"),
-        help="with --explain: folder holding ensemble.json (default: runs/ensemble)",
-    )
+    add_ensemble(parser, "; with --explain")
     return parser
 
 
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> int:
+    args = _parser(prog).parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
         set_decoder_threads(args.threads or None)
@@ -113,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         isolation = IsolationLimits(args.isolate, args.decode_timeout, args.decode_memory_mb) if args.isolate else None
         runtime = RuntimeOptions(args.providers, args.threads)
         with Screener(args.models, runtime, variant=args.variant, isolation=isolation) as screener:  # exit 2 if bad
-            explainer = _explainer(args.checkpoints, screener) if args.explain else None
+            explainer = _explainer(args.ensemble, screener) if args.explain else None
             written = _screen_all(args, files, screener, explainer)
         not_screened = sum(report["status"] != "ok" for report, _ in written)
         if not args.json:
@@ -163,11 +143,11 @@ def _prepare_output_folder(out: Path) -> None:
     remove_stale_temp_files(out)
 
 
-def _explainer(checkpoints: Path, screener: Screener):
+def _explainer(ensemble: Path, screener: Screener):
     """The Grad-CAM explainer behind the export: imports torch, so only when --explain asks for it."""
     from ..explain import explainer_for_export
 
-    return explainer_for_export(checkpoints, screener.manifest)
+    return explainer_for_export(ensemble, screener.manifest)
 
 
 def _heatmap(explainer, result: Screening):

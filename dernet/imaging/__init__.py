@@ -1,9 +1,9 @@
 """One imaging path for every use: reading radiographs, windowing, resizing, CLAHE and box mapping."""
 
-from .dicom import DEFAULT_MAX_PIXELS, set_decoder_threads
+from .dicom import AUTO_WINDOW_PERCENTILES, DEFAULT_MAX_PIXELS, set_decoder_threads
 from .errors import REASON_CODES, ImageReadError
 from .meta import ImageMeta
-from .pipeline import Source, load_windowed, max_input_bytes, model_ready, read_image, sniff_format
+from .pipeline import Source, load_windowed, max_input_bytes, read_image, sniff_format
 from .transforms import (
     ClaheParams,
     Letterbox,
@@ -21,6 +21,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "AUTO_WINDOW_PERCENTILES",
     "DEFAULT_MAX_PIXELS",
     "REASON_CODES",
     "ClaheParams",
@@ -36,7 +37,6 @@ __all__ = [
     "load_windowed",
     "max_input_bytes",
     "model_input",
-    "model_ready",
     "read_image",
     "resize_long_side",
     "resize_reduced",

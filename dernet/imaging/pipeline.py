@@ -3,9 +3,9 @@
 read (reduced JPEG 2000 level when enough) -> modality LUT -> VOI/window -> MONOCHROME1 inversion
 -> resize to the long side -> 8-bit -> CLAHE. Preparation stores the image before CLAHE
 (:func:`load_windowed`, at the cache's long side); the trainers' loaders turn that cache into a model's input
-with :func:`model_input` (resize to the model's long side, CLAHE); the gate calls :func:`model_ready` on the
-original file with the cache's long side and the model's, which ends in the same :func:`model_input`. CLAHE
-therefore always runs at the model's input resolution. A second path to the model's input would be a bug.
+with :func:`model_input` (resize to the model's long side, CLAHE); the gate (dernet.deploy's Screener) calls
+:func:`load_windowed` on the original file at the cache's long side, then the same :func:`model_input` per model.
+CLAHE therefore always runs at the model's input resolution. A second path to the model's input would be a bug.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from .dicom import DEFAULT_MAX_PIXELS, read_dicom
 from .errors import ImageReadError
 from .meta import ImageMeta
 from .raster import array_to_unit, read_raster
-from .transforms import DEFAULT_CLAHE, ClaheParams, model_input, resize_reduced, to_uint8
+from .transforms import resize_reduced, to_uint8
 
-__all__ = ["Source", "load_windowed", "max_input_bytes", "model_ready", "read_image", "sniff_format"]
+__all__ = ["Source", "load_windowed", "max_input_bytes", "read_image", "sniff_format"]
 
 Source = str | os.PathLike | bytes | np.ndarray
 
@@ -109,18 +109,3 @@ def load_windowed(
     unit, meta = read_image(source, target_long_side=long_side, name=name, max_pixels=max_pixels)
     resized = resize_reduced(unit, meta.reduction, (meta.width, meta.height), long_side)
     return to_uint8(resized), meta
-
-
-def model_ready(
-    source: Source,
-    long_side: int,
-    clahe: ClaheParams = DEFAULT_CLAHE,
-    name: str | None = None,
-    model_side: int | None = None,
-) -> tuple[np.ndarray, ImageMeta]:
-    """A model's input: :func:`load_windowed` at ``long_side`` (the cache's), then :func:`model_input` at
-    ``model_side`` (default: the same). With the cache's long side this is bit for bit what the trainers
-    compute from the prepared cache; CLAHE amplifies even one-grey-level differences of another resize chain.
-    """
-    windowed, meta = load_windowed(source, long_side, name=name)
-    return model_input(windowed, model_side or long_side, clahe), meta

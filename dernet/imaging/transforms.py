@@ -114,17 +114,12 @@ class Letterbox:
         x, y = round(self.pad_x), round(self.pad_y)
         return canvas_map[y : y + image_size[1], x : x + image_size[0]]
 
-    def from_original(self, boxes: np.ndarray) -> np.ndarray:
-        """Map [x1, y1, x2, y2] boxes of the original image onto the canvas."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * self.scale
-        return boxes + np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
-
 
 def model_input(windowed: np.ndarray, long_side: int, clahe: ClaheParams = DEFAULT_CLAHE) -> np.ndarray:
     """A model's input from a windowed 8-bit image: resize to the model's long side, then CLAHE.
 
     CLAHE always runs at the model's own input resolution (its tiles then cover the same anatomy whatever the
-    source size): the trainers call this on the prepared cache, the gate (through ``model_ready``) on the file.
+    source size): the trainers call this on the prepared cache, the gate on the file read by ``load_windowed``.
     """
     return apply_clahe(resize_long_side(windowed, long_side), clahe)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cliutil import run_command
+from ..cliutil import add_models, run_command
 from ..deploy.isolation import IsolationLimits
 from ..imaging import set_decoder_threads
 from .limits import ServerLimits
@@ -14,11 +14,11 @@ from .limits import ServerLimits
 SHUTDOWN_S = 5  # seconds the server gives in-flight requests on SIGTERM
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dernet.web", description="Serve the screening gate as a web page.")
+def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Serve the screening gate as a web page.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--models", type=Path, default=Path("export"), help="exported models folder")
+    add_models(parser)
     limits, isolation = ServerLimits(), IsolationLimits()
     parser.add_argument("--max-upload-mb", type=float, default=limits.max_upload_mb, help="larger uploads: 413")
     parser.add_argument(
@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--decode-memory-mb", type=int, default=isolation.memory_mb, help="memory per decoding process")
     parser.add_argument(
-        "--checkpoints",
+        "--ensemble",
         type=Path,
-        help="folder holding ensemble.json (e.g. runs/ensemble): adds a Grad-CAM heatmap toggle (loads torch)",
+        help="the fitted ensemble (runs/ensemble/ensemble.json or its folder): adds a Grad-CAM heatmap toggle "
+        "(loads torch)",
     )
     args = parser.parse_args(argv)
 
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.decode_workers:
             isolation = IsolationLimits(args.decode_workers, args.decode_timeout, args.decode_memory_mb)
         runtime = RuntimeOptions(threads=args.threads)
-        app = create_app(args.models, limits, runtime, checkpoints=args.checkpoints, isolation=isolation)
-        explain = f"; heatmaps from {args.checkpoints}" if args.checkpoints else ""
+        app = create_app(args.models, limits, runtime, checkpoints=args.ensemble, isolation=isolation)
+        explain = f"; heatmaps from {args.ensemble}" if args.ensemble else ""
         print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}{explain}; Ctrl+C stops)")
         # SIGTERM: in-flight requests get a few seconds to finish (decoding is bounded by --decode-timeout anyway)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_S)
