@@ -23,6 +23,7 @@ from dernet.datasets.vindr import read_annotations
 from dernet.deploy.manifest import MANIFEST_NAME, read_manifest_file, write_manifest_file
 from dernet.ensemble.record import ChosenOn, EnsembleRecord, MemberRecord
 from dernet.imaging import ClaheParams
+from dernet.records import RecordError
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = ("densenet121", "tf_efficientnetv2_s", "resnet50")
@@ -82,8 +83,11 @@ def production_models(assets: Path, prepared: Path, variants: list[str]) -> Path
     folder = assets / "production"
     settings = production_settings()
     if (folder / MANIFEST_NAME).is_file():
-        built = read_manifest_file(folder)
-        if built.provenance.get("bench_settings") == settings and set(built.variants) >= set(variants):
+        try:
+            built = read_manifest_file(folder)
+        except RecordError:  # built by an earlier version of the project: rebuilt below
+            built = None
+        if built and built.provenance.get("bench_settings") == settings and set(built.variants) >= set(variants):
             return folder
     shutil.rmtree(folder, ignore_errors=True)
     checkpoints = assets / "checkpoints"
