@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from ..cliutil import SPLITS
 from ..config import ConfigError
 from ..errors import MissingFileError
 from ..fileio import write_json_atomic, write_text_atomic
@@ -30,7 +31,6 @@ from .vindr import CLASS_NAMES, AnnotatedImage, read_annotations
 
 __all__ = ["PrepareConfig", "PrepareResult", "prepare_dataset"]
 
-SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".dicom", ".dcm", "")
 PARAMS_FILE = ".prepare.json"
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+# the detector's half of the command (torch-free at import: the training stack loads inside run_detector_export)
+from yolo_spine.export import add_detector_arguments, run_detector_export
+
 from ..cliutil import add_data, add_ensemble, add_models, run_command
 from ..errors import require_extra
 from .verify import ExportVerificationError
@@ -35,14 +38,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.export") -
         metavar="VARIANT",
         help=f"then add runtime variants, timed and accuracy-checked ({', '.join(v for v in VARIANTS if v != 'fp32')})",
     )
-    add_detector_arguments = _detector_arguments()
     add_detector_arguments(parser)
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
         require_extra("train")
-        from yolo_spine.export import run_detector_export
-
         from .classifier import export_classifier
         from .quantize import add_variants, format_variants
 
@@ -59,15 +59,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.export") -
         return 0
 
     return run_command(run, args, failures=(ExportVerificationError,))
-
-
-def _detector_arguments():
-    """yolo_spine.export's flags, or none on an install without the training stack (run() then names the extra)."""
-    try:
-        from yolo_spine.export import add_detector_arguments
-    except ModuleNotFoundError:  # pragma: no cover - screening-only installs
-        return lambda parser: None
-    return add_detector_arguments
 
 
 if __name__ == "__main__":
