@@ -50,6 +50,7 @@ EXTRA_OF_MODULE = {
     **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart"), "web"),
     "onnxruntime": "cpu",
     "openvino": "openvino",
+    "highdicom": "dicom",
 }
 
 

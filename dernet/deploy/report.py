@@ -35,16 +35,21 @@ SUMMARY_COLUMNS = ("input", "status", "reason", "reason_code", "abnormal_probabi
 
 
 def build_report(
-    result: Screening, overlay: str | None, model_hashes: dict[str, str], heatmap: str | None = None
+    result: Screening,
+    overlay: str | None,
+    model_hashes: dict[str, str],
+    heatmap: str | None = None,
+    dicom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report dict: only the fields the contract names (no patient identifiers exist in it). ``heatmap`` is the
-    path of the Grad-CAM overlay when the gate ran with ``--explain``; ``image.notes`` say what the reader converted."""
+    path of the Grad-CAM overlay when the gate ran with ``--explain``; ``image.notes`` say what the reader converted;
+    ``dicom`` (only when DICOM results were asked for) the paths of the SR, SC and PR, or a note why there are none."""
     meta = result.meta
     image = None
     if meta is not None:
         image = {"width": meta.width, "height": meta.height, "modality": meta.modality,
                  "photometric": meta.photometric, "notes": list(meta.notes)}  # fmt: skip
-    return {
+    report = {
         "input": result.input,
         "status": result.status,
         "reason": result.reason,
@@ -61,6 +66,9 @@ def build_report(
         "models": dict(model_hashes),
         "runtime": dict(result.runtime),
     }
+    if dicom is not None:
+        report["dicom"] = dicom
+    return report
 
 
 def render_overlay(result: Screening, heatmap: np.ndarray | None = None) -> np.ndarray | None:
@@ -126,15 +134,23 @@ def _banner(result: Screening, width: int, scale: float) -> np.ndarray:
 
 
 def write_outputs(
-    result: Screening, out_dir: Path, stem: Path, model_hashes: dict[str, str], heatmap: np.ndarray | None = None
+    result: Screening,
+    out_dir: Path,
+    stem: Path,
+    model_hashes: dict[str, str],
+    heatmap: np.ndarray | None = None,
+    overlay_image: np.ndarray | None = None,
+    dicom: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Write ``<out>/<stem>.overlay.png`` (when there is an image), ``<out>/<stem>.heatmap.png`` (the overlay with
-    the Grad-CAM ``heatmap`` blended in, when given) and ``<out>/<stem>.json``; the report and its path."""
+    the Grad-CAM ``heatmap`` blended in, when given) and ``<out>/<stem>.json``; the report and its path.
+    ``overlay_image`` is :func:`render_overlay`'s when the caller already drew it; ``dicom`` goes into the report."""
     target = out_dir / stem
     overlay_path = target.with_name(target.name + ".overlay.png")
     heatmap_path = target.with_name(target.name + ".heatmap.png")
     report_path = target.with_name(target.name + ".json")
-    overlay_image = render_overlay(result)
+    if overlay_image is None:
+        overlay_image = render_overlay(result)
     heatmap_image = render_overlay(result, heatmap) if heatmap is not None else None
     for path, image in ((overlay_path, overlay_image), (heatmap_path, heatmap_image)):
         if image is not None:
@@ -146,6 +162,7 @@ def write_outputs(
         None if overlay_image is None else display_name(overlay_path),
         model_hashes,
         None if heatmap_image is None else display_name(heatmap_path),
+        dicom,
     )
     write_json_atomic(report_path, report)
     return report, report_path

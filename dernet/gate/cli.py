@@ -1,6 +1,7 @@
 """`python -m dernet.gate PATH... [--models DIR] [--out DIR] [--mode gate|fusion|all] [--threshold P] [--conf C]
-[--providers ...] [--threads N] [--json] [--explain [--ensemble FILE]]`: screen radiographs with the exported
-models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and imports torch for them).
+[--providers ...] [--threads N] [--json] [--explain [--ensemble FILE]] [--dicom [--dicom-config FILE]]`: screen
+radiographs with the exported models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and
+imports torch for them; `--dicom` adds an SR, a Secondary Capture and a presentation state per DICOM input).
 
 Exit codes: 0 every input screened; 1 some inputs rejected or failed (the others were screened; each has a report);
 2 a usage error, found before any input was read.
@@ -19,9 +20,9 @@ from tqdm import tqdm
 from ..cliutil import add_conf, add_ensemble, add_models, add_out, add_threshold, add_variant, run_command
 from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
-from ..deploy.report import summary_line, write_outputs, write_summary_csv
+from ..deploy.report import render_overlay, summary_line, write_outputs, write_summary_csv
 from ..deploy.screening import MODES, Screener, Screening
-from ..errors import UsageError
+from ..errors import UsageError, require_extra
 from ..fileio import remove_stale_temp_files
 from ..imaging import set_decoder_threads
 from ..inputs import collect_inputs, display_name, output_stems
@@ -80,6 +81,18 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "PyTorch checkpoints",
     )
     add_ensemble(parser, "; with --explain")
+    parser.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write <name>.sr.dcm (TID 1500 SR), <name>.sc.dcm (the overlay) and <name>.pr.dcm (presentation "
+        "state) for each screened DICOM input, filed into its study (needs the 'dicom' extra)",
+    )
+    parser.add_argument(
+        "--dicom-config",
+        type=Path,
+        metavar="FILE",
+        help="with --dicom: YAML over dernet/dicom_results/defaults.yaml (manufacturer, series numbers, ...)",
+    )
     return parser
 
 
@@ -88,13 +101,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> 
 
     def run(args: argparse.Namespace) -> int:
         set_decoder_threads(args.threads or None)
+        dicom_settings = _dicom_settings(args) if args.dicom else None
         files, _ = collect_inputs(args.paths, args.out)
         _prepare_output_folder(args.out)
         isolation = IsolationLimits(args.isolate, args.decode_timeout, args.decode_memory_mb) if args.isolate else None
         runtime = RuntimeOptions(args.providers, args.threads)
         with Screener(args.models, runtime, variant=args.variant, isolation=isolation) as screener:  # exit 2 if bad
             explainer = _explainer(args.ensemble, screener) if args.explain else None
-            written = _screen_all(args, files, screener, explainer)
+            written = _screen_all(args, files, screener, explainer, dicom_settings)
         not_screened = sum(report["status"] != "ok" for report, _ in written)
         if not args.json:
             print(
@@ -106,8 +120,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> 
     return run_command(run, args)
 
 
-def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener, explainer) -> list:
-    """Screen every input, writing its report as it comes; summary.csv is written whatever happens on the way."""
+def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener, explainer, dicom_settings) -> list:
+    """Screen every input, writing its report (and DICOM results) as it comes; summary.csv is written whatever
+    happens on the way."""
     stems = output_stems(files)
     written: list[tuple[dict, Path]] = []
     progress = tqdm(
@@ -120,7 +135,13 @@ def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener,
         for path, result in zip(files, results, strict=True):
             progress.update()
             heatmap = _heatmap(explainer, result) if explainer is not None else None
-            report, report_path = write_outputs(result, args.out, stems[path], screener.model_hashes, heatmap)
+            overlay = render_overlay(result)
+            dicom = None
+            if dicom_settings is not None:
+                dicom = _write_dicom(path, result, overlay, screener, args, stems[path], dicom_settings, progress)
+            report, report_path = write_outputs(
+                result, args.out, stems[path], screener.model_hashes, heatmap, overlay_image=overlay, dicom=dicom
+            )
             written.append((report, report_path))
             progress.write(json.dumps(report) if args.json else summary_line(report), file=sys.stdout)
             for note in result.meta.notes if result.meta else ():
@@ -131,6 +152,26 @@ def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener,
         progress.close()
         write_summary_csv(args.out / "summary.csv", written)
     return written
+
+
+def _dicom_settings(args: argparse.Namespace):
+    """The DICOM results' settings, checked before any input is read (a missing extra or a bad file: exit 2)."""
+    require_extra("dicom")
+    from ..dicom_results import load_settings
+
+    return load_settings(args.dicom_config)
+
+
+def _write_dicom(path: Path, result: Screening, overlay, screener: Screener, args, stem: Path, settings, progress):
+    """SR, SC and PR of one input beside its report; the report's ``dicom`` field. A bug met while building them is
+    logged with its traceback and noted in the report; the next input goes on."""
+    from ..dicom_results import build_results, write_results
+
+    conf = screener.manifest.detector.conf if args.conf is None else args.conf
+    results = build_results(path, result, overlay, screener.model_hashes, conf, settings)
+    if results.error_traceback:
+        progress.write(f"error: {result.input}: {results.note}\n{results.error_traceback}", file=sys.stderr)
+    return write_results(results, args.out / stem)
 
 
 def _prepare_output_folder(out: Path) -> None:
