@@ -1,5 +1,6 @@
 """`python -m dernet.web [--host 127.0.0.1] [--port 8000] [--models export] [--max-upload-mb 100]
-[--checkpoints DIR]`: the gate as a web page (the 'web' extra)."""
+[--ensemble FILE] [--dicom-config FILE]`: the gate as a web page (the 'web' extra; DICOM results with the 'dicom'
+extra)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> i
         help="the fitted ensemble (runs/ensemble/ensemble.json or its folder): adds a Grad-CAM heatmap toggle "
         "(loads torch)",
     )
+    parser.add_argument(
+        "--dicom-config",
+        type=Path,
+        metavar="FILE",
+        help="YAML over dernet/dicom_results/defaults.yaml for the DICOM results (needs the 'dicom' extra)",
+    )
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
@@ -58,7 +65,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> i
         if args.decode_workers:
             isolation = IsolationLimits(args.decode_workers, args.decode_timeout, args.decode_memory_mb)
         runtime = RuntimeOptions(threads=args.threads)
-        app = create_app(args.models, limits, runtime, checkpoints=args.ensemble, isolation=isolation)
+        app = create_app(args.models, limits, runtime, checkpoints=args.ensemble, isolation=isolation,
+                         dicom_config=args.dicom_config)  # fmt: skip
         explain = f"; heatmaps from {args.ensemble}" if args.ensemble else ""
         print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}{explain}; Ctrl+C stops)")
         # SIGTERM: in-flight requests get a few seconds to finish (decoding is bounded by --decode-timeout anyway)

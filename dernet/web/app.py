@@ -1,7 +1,9 @@
 """The gate as a web page and a JSON API (FastAPI), on the gate's own core: one Screener, loaded once at start.
 
-POST /api/analyze  multipart `file` (+ optional `mode`, `conf`): the gate's report plus `overlay_png_base64` (and
-                   `heatmap_png_base64`, Grad-CAM over the overlay, when the server was started with checkpoints);
+POST /api/analyze  multipart `file` (+ optional `mode`, `conf`, `dicom`): the gate's report plus
+                   `overlay_png_base64` (and `heatmap_png_base64`, Grad-CAM over the overlay, when the server was
+                   started with checkpoints; with `dicom=true`, `dicom`: the SR, SC and PR of a DICOM upload as
+                   base64 Part 10 files, which carry its patient and study modules, or a note why there are none);
                    413 over the size limit (refused while streaming), 415 not a DICOM/PNG/JPEG, 422 unreadable or
                    rejected (with the report), 500 a bug met on the input (with the report), 503 busy
 GET  /api/health   status and model hashes
@@ -12,6 +14,7 @@ GET  /docs         OpenAPI documentation (FastAPI's default)
 from __future__ import annotations
 
 import base64
+import importlib.util
 import logging
 import os
 import threading
@@ -29,6 +32,7 @@ from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
 from ..deploy.report import build_report, render_overlay
 from ..deploy.screening import MODES, Screener, Screening
+from ..errors import require_extra
 from .guard import AnalyzeGuard
 from .limits import ServerLimits
 
@@ -55,12 +59,14 @@ def create_app(
     screener: Screener | None = None,
     checkpoints: str | Path | None = None,
     isolation: IsolationLimits | None = DEFAULT_ISOLATION,
+    dicom_config: str | Path | None = None,
 ) -> FastAPI:
     """The app, with the models loaded now (a missing or broken export fails here, at start, not per request).
 
     Uploads are decoded in worker processes bounded by ``isolation`` (None: in the server's own process). A given
     ``screener`` is used as it is (and stays the caller's to close). With ``checkpoints`` (the folder holding
     ensemble.json) each report also carries a Grad-CAM heatmap; that loads the PyTorch members (and torch) once, here.
+    DICOM results are offered when the 'dicom' extra is installed (``dicom_config``: YAML over its defaults).
     """
     limits = limits or ServerLimits()
     owned = screener is None
@@ -70,6 +76,7 @@ def create_app(
         from ..explain import explainer_for_export  # torch, only when heatmaps are asked for
 
         explainer = explainer_for_export(checkpoints, screener.manifest)
+    dicom_settings = _dicom_settings(dicom_config)
     explain_lock = threading.Lock()  # grad-cam hooks the members per call: one explanation at a time
     slots = threading.BoundedSemaphore(limits.max_concurrent or os.cpu_count() or 1)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
@@ -107,6 +114,7 @@ def create_app(
             "modes": list(MODES),
             "max_upload_mb": limits.max_upload_mb,
             "explain": explainer is not None,
+            "dicom": dicom_settings is not None,
         }
 
     @app.post(ANALYZE, responses={code: {"description": text} for code, text in ERRORS.items()})
@@ -114,13 +122,17 @@ def create_app(
         file: Annotated[UploadFile, File()],
         mode: Annotated[str, Form()] = "gate",
         conf: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+        dicom: Annotated[bool, Form()] = False,
     ) -> JSONResponse:
         """Screen one uploaded radiograph (kept in memory only); the gate's report plus the overlay as base64 PNG.
 
         ``conf`` is the detector's minimum box confidence (default: the manifest's), as the gate's ``--conf``.
+        ``dicom``: also the SR, SC and PR of a DICOM upload (base64), as the gate's ``--dicom`` writes them.
         """
         if mode not in MODES:
             raise HTTPException(422, f"mode must be one of {', '.join(MODES)}, got {_short(mode)}")
+        if dicom and dicom_settings is None:
+            raise HTTPException(422, "this server cannot write DICOM results: install spine-cad[dicom] and restart")
         data = file.file.read()  # within the upload limit: AnalyzeGuard refused anything larger
         if not slots.acquire(timeout=limits.queue_timeout_s):
             detail = f"no screening slot within {limits.queue_timeout_s:g} s; try again shortly"
@@ -135,9 +147,39 @@ def create_app(
             slots.release()
         if result.error_traceback:
             LOG.error("%s: %s\n%s", result.input, result.reason, result.error_traceback)
-        return JSONResponse(_report(result, screener, heatmap), status_code=_status(result))
+        report = _report(result, screener, heatmap)
+        if dicom:
+            used_conf = screener.manifest.detector.conf if conf is None else conf
+            report["dicom"] = _dicom_answer(data, result, screener, used_conf, dicom_settings)
+        return JSONResponse(report, status_code=_status(result))
 
     return app
+
+
+def _dicom_settings(config: str | Path | None):
+    """The DICOM results' settings when the 'dicom' extra is installed; None (the page hides the option) when not,
+    unless a config file asks for them, which then needs the extra."""
+    if config is None and importlib.util.find_spec("highdicom") is None:
+        return None
+    require_extra("dicom")
+    from ..dicom_results import load_settings
+
+    return load_settings(Path(config) if config is not None else None)
+
+
+def _dicom_answer(data: bytes, result: Screening, screener: Screener, conf: float, settings) -> dict[str, Any]:
+    """The upload's SR, SC and PR as base64 Part 10 files (``sr_base64``, ...), or nulls and a ``note``."""
+    from ..dicom_results import KINDS, build_results
+
+    built = build_results(data, result, render_overlay(result), screener.model_hashes, conf, settings)
+    if built.error_traceback:
+        LOG.error("%s: %s\n%s", result.input, built.note, built.error_traceback)
+    answer: dict[str, Any] = {
+        f"{kind}_base64": base64.b64encode(built.objects[kind]).decode("ascii") if kind in built.objects else None
+        for kind in KINDS
+    }
+    answer["note"] = built.note
+    return answer
 
 
 def _status(result: Screening) -> int:
