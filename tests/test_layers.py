@@ -35,6 +35,7 @@ LAYERS = {
     "yolo_spine.evaluate": 4,
     "dernet.gate": 5,
     "dernet.web": 5,
+    "dernet.dicom_results": 5,
     "benchmarks": 5,
 }
 # The screening path: what `pip install 'spine-cad[cpu]'` (plus the web extra for dernet.web) must run.

@@ -100,13 +100,13 @@ def _image_evaluation(
     verdict = codes.SCT.Abnormal if result.abnormal else codes.SCT.Normal
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=_tracking(instance_uid, "Image-level screening"),
+        finding_type=verdict,  # TID 1501's "Finding" row: abnormal or normal
         algorithm_id=algorithm,
         measurements=[
             hd.sr.Measurement(codes.DCM.Probability, float(result.probability), UNITLESS),
             hd.sr.Measurement(THRESHOLD, float(result.threshold), UNITLESS),
         ],
         qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(codes.DCM.Finding, verdict),
             hd.sr.QualitativeEvaluation(GATE_MODE, MODE_CODES[result.mode]),
         ],
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ctx.source)],
