@@ -112,7 +112,7 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	$(OFFLINE) $(PY) -m dernet.evaluation --models $(EXPORT) --data $(PREPARED) --split test
 	@rm -rf $(DEMO_INPUTS) runs/gate runs/explain
 	$(OFFLINE) $(PY) -m dernet.datasets samples --source $(PHANTOM) --out $(DEMO_INPUTS)
-	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate
+	$(OFFLINE) $(PY) -m dernet.gate $(DEMO_INPUTS) --models $(EXPORT) --out runs/gate --dicom
 	$(OFFLINE) $(PY) -m dernet.explain $(DEMO_INPUTS)/abnormal --ensemble $(ENSEMBLE_JSON) --out runs/explain
 	@echo ""
 	@echo "Demo outputs (synthetic data, not for clinical use):"
@@ -123,6 +123,7 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  exported models:   $(EXPORT)/ (dernet.onnx, yolo_spine.onnx, manifest.json)"
 	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png)"
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
+	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
 
 bench: install ## speed beside the naive path (after make demo): runs/bench/latest.json + a Markdown table (<15 min)

@@ -8,8 +8,10 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -267,3 +269,29 @@ def test_a_bad_dicom_config_or_a_missing_extra_is_one_line(
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert blocked.returncode == 2 and "spine-cad[dicom]" in blocked.stderr
     assert len(blocked.stderr.strip().splitlines()) == 1, blocked.stderr
+
+
+def test_a_dicom_peer_accepts_them(screener: Screener, sources: dict[str, Path], tmp_path: Path) -> None:
+    """dcmtk's storescu sends the three objects to dcmtk's storescp, which stores each under its SOP class."""
+    storescp, storescu = _tool("storescp"), _tool("storescu")
+    _, _, paths = _build(screener, sources["dx_j2k"], True, tmp_path / "results")
+    received = tmp_path / "received"
+    received.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([storescp, "-od", str(received), str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        for _ in range(50):
+            if subprocess.run([_tool("echoscu"), "localhost", str(port)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        sent = subprocess.run([storescu, "-aec", "ANY-SCP", "localhost", str(port), *map(str, paths.values())],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    stored = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in received.iterdir()}
+    assert stored == {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in paths.values()}
