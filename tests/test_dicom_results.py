@@ -205,8 +205,9 @@ def test_the_gate_writes_them_and_keeps_patient_data_out_of_everything_else(
     folder.mkdir()
     for name in ("dx_j2k", "minimal", "png"):
         shutil.copy(sources[name], folder / sources[name].name)
-    out = tmp_path / "out"
-    code = gate_main([str(folder), "--models", str(exported_models), "--out", str(out), "--dicom", "--mode", "all"])
+    out = tmp_path / "out"  # --conf 0.001: the two-step test models score below the default 0.25
+    code = gate_main([str(folder), "--models", str(exported_models), "--out", str(out), "--dicom", "--mode", "all",
+                      "--conf", "0.001"])  # fmt: skip
     logs = capsys.readouterr()
     assert code == 0, logs.err
     reports = {p.name: json.loads(p.read_text()) for p in out.rglob("*.json")}
@@ -214,8 +215,14 @@ def test_the_gate_writes_them_and_keeps_patient_data_out_of_everything_else(
     assert png["sr"] is None and "no DICOM results" in png["note"]
     assert not list(out.rglob("exported.png.*.dcm"))
     for stem in ("dx_j2k.dcm", "minimal.dcm"):
-        dicom = reports[f"{stem}.json"]["dicom"]
+        report = reports[f"{stem}.json"]
+        dicom = report["dicom"]
         assert dicom["note"] is None
+        groups = hd.sr.srread(dicom["sr"]).content.get_planar_roi_measurement_groups()
+        assert len(groups) == len(report["findings"]) > 0
+        top = max(report["findings"], key=lambda f: f["confidence"])
+        confidences = [g.get_measurements()[0].value for g in groups]
+        assert max(confidences) == pytest.approx(top["confidence"])
         for kind in KINDS:
             written = pydicom.dcmread(dicom[kind])
             assert written.PatientID == PHI["PatientID"]

@@ -69,9 +69,17 @@ def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None
         page.set_input_files("#file", str(dicom))
         page.select_option("#mode", "all")
         page.fill("#conf", "0.001")  # the two-step test models score below the default 0.25
+        page.wait_for_selector("#dicomOption", state="visible")  # the server has the dicom extra
+        page.check("#dicom")
         page.click("#submit")
         page.wait_for_selector("#findings tbody tr td.num")  # a finding row, not the "None" row
         page.wait_for_function("document.getElementById('overlay').complete")
+        page.wait_for_selector("#dicomLinks a")
+        downloads = [page.get_attribute(a, "download") for a in ("#dicomLinks li:nth-child(1) a",
+                     "#dicomLinks li:nth-child(2) a", "#dicomLinks li:nth-child(3) a")]  # fmt: skip
+        with page.expect_download() as download:
+            page.click("#dicomLinks li:nth-child(1) a")
+        sr_bytes = Path(download.value.path()).read_bytes()
         decision = page.inner_text("#decision")
         rows = page.locator("#findings tbody tr").count()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -86,6 +94,8 @@ def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None
         browser.close()
     elapsed = time.perf_counter() - started
     assert decision in {"ABNORMAL", "Normal"} and rows >= 1
+    assert downloads == ["spine-cad.sr.dcm", "spine-cad.sc.dcm", "spine-cad.pr.dcm"]
+    assert sr_bytes[128:132] == b"DICM"  # a Part 10 file, downloaded from the page
     assert caption.startswith("Grad-CAM") and back_to_overlay
     assert (ARTIFACTS / "web_page.png").stat().st_size > 20_000
     print(f"browser test: {elapsed:.1f} s")
