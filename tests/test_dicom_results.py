@@ -68,8 +68,8 @@ def _rewrite(source: Path, target: Path, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def sources(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A JPEG 2000 DX, a MONOCHROME1 CR, a DX without the optional study and patient attributes, and a PNG; the
-    DICOM ones carry made-up patient identifiers."""
+    """A JPEG 2000 DX, a MONOCHROME1 CR with orientation and pixel spacing, a DX without the optional study and
+    patient attributes, and a PNG; the DICOM ones carry made-up patient identifiers."""
     folder = tmp_path_factory.mktemp("dicom_sources")
     files = _phantom_dicoms(phantom_dir)
     j2k = next(p for p in files if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID
@@ -78,7 +78,8 @@ def sources(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
                  == "MONOCHROME1")  # fmt: skip
     found = {
         "dx_j2k": _rewrite(j2k, folder / "dx_j2k.dcm", **PHI, StudyID="S1", PatientSex="F", InstanceNumber=3),
-        "cr_mono1": _rewrite(mono1, folder / "cr_mono1.dcm", **PHI, SOPClassUID=CR_IMAGE_STORAGE, Modality="CR"),
+        "cr_mono1": _rewrite(mono1, folder / "cr_mono1.dcm", **PHI, SOPClassUID=CR_IMAGE_STORAGE, Modality="CR",
+                             PatientOrientation=["A", "F"], ImagerPixelSpacing=[0.15, 0.15]),
         "minimal": _rewrite(files[0], folder / "minimal.dcm", StudyID=None, AccessionNumber=None, Modality=None,
                             PatientBirthDate=None, PatientSex=None, PatientName="Doe^Jane", PatientID="MRN-424242"),
     }  # fmt: skip
@@ -183,6 +184,9 @@ def test_a_normal_image_gets_all_three_saying_so(screener: Screener, sources: di
     assert "GraphicObjectSequence" not in annotation
     assert "no finding detected" in annotation.TextObjectSequence[0].UnformattedTextValue
     assert pr.PresentationLUTShape == "INVERSE"  # the CR is MONOCHROME1
+    assert list(pydicom.dcmread(paths["sc"]).PatientOrientation) == ["A", "F"]
+    dump = str(sr)  # the Image Library describes the radiograph's orientation and spacing when it has them
+    assert "Patient Orientation Row" in dump and "Horizontal Pixel Spacing" in dump
 
 
 def test_uids_are_the_same_when_screened_again(screener: Screener, sources: dict[str, Path], tmp_path: Path) -> None:
