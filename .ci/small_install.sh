@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The screening-only installs, proven: fresh virtual environments with '.[cpu]' and '.[cpu,web]' from this checkout
+# The screening-only installs, proven: fresh virtual environments with '.[cpu]' and '.[cpu,web,dicom]' from this checkout
 # (run after `make demo`, which leaves export/ and data/demo_inputs/). In each: the gate screens the demo's sample
-# inputs, torch and ultralytics cannot be imported, a training command names the extra it needs; the web server
-# answers /api/health and screens an upload. Prints each environment's install time and size on disk.
+# inputs, torch and ultralytics cannot be imported, a training command (and --dicom without its extra) names the
+# extra it needs; with '.[cpu,web,dicom]' the gate writes DICOM results and the web server answers /api/health and
+# screens an upload. Prints each environment's install time and size on disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -39,13 +40,23 @@ rc=$?
 set -e
 grep -q "pip install 'spine-cad\[train\]'" "$work/export.err" && [ "$rc" -eq 2 ] || {
     echo "error: spine-cad export without the train extra exited $rc:" >&2; cat "$work/export.err" >&2; exit 1; }
+set +e
+"$work/cpu/bin/spine-cad" gate "$repo/data/demo_inputs" --models "$repo/export" --out "$work/gate" --dicom \
+    2> "$work/dicom.err"
+rc=$?
+set -e
+grep -q "pip install 'spine-cad\[dicom\]'" "$work/dicom.err" && [ "$rc" -eq 2 ] || {
+    echo "error: spine-cad gate --dicom without the dicom extra exited $rc:" >&2; cat "$work/dicom.err" >&2; exit 1; }
 echo "cpu: the gate screened $(($(wc -l < "$work/gate/summary.csv") - 1)) inputs; torch and ultralytics absent;" \
     "a training command says: $(cat "$work/export.err")"
 echo "cpu: the largest parts (MB):"
 (cd "$work"/cpu/lib/python*/site-packages && du -sm -- * | sort -rn | head -8)
 
-fresh web cpu,web
+fresh web cpu,web,dicom
 py="$work/web/bin/python"
+"$work/web/bin/spine-cad" gate "$repo/data/demo_inputs" --models "$repo/export" --out "$work/gate-dicom" --dicom \
+    > /dev/null
+echo "web,dicom: the gate wrote $(find "$work/gate-dicom" -name '*.dcm' | wc -l) DICOM results"
 port=$("$py" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 "$py" -m dernet.web --models "$repo/export" --port "$port" > "$work/web.log" 2>&1 &
 server=$!

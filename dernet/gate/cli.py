@@ -97,7 +97,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> int:
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    if args.dicom_config is not None and not args.dicom:
+        parser.error("--dicom-config sets up the DICOM results: add --dicom")
 
     def run(args: argparse.Namespace) -> int:
         set_decoder_threads(args.threads or None)
