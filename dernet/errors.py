@@ -51,6 +51,7 @@ EXTRA_OF_MODULE = {
     "onnxruntime": "cpu",
     "openvino": "openvino",
     "highdicom": "dicom",
+    "pynetdicom": "dicom",
 }
 
 

@@ -35,19 +35,30 @@ def _temp_file(path: Path, suffix: str = "") -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a hidden temp file beside ``path``, then rename it into place."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = False) -> None:
+    """Write to a hidden temp file beside ``path``, then rename it into place. ``durable``: fsync the file before
+    the rename and the folder after it, so the file survives a power cut once this returns (a network peer is told
+    "stored" only then)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 files; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
