@@ -26,7 +26,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve bench clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve node bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -125,6 +125,9 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
 	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
+
+node: install ## a DICOM node on port 11112 (AE SPINECAD): make node [ARGS="--forward PACS@host:104 --config configs/node.yaml"]
+	$(PY) -m dernet.node --models $(EXPORT) $(ARGS)
 
 bench: install ## speed beside the naive path (after make demo): runs/bench/latest.json + a Markdown table (<15 min)
 	$(OFFLINE) $(PY) -m benchmarks --out runs/bench

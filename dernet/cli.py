@@ -61,6 +61,8 @@ SUBCOMMANDS = (
     Subcommand("explain", "Grad-CAM heatmaps per member and for the ensemble", "dernet.explain.cli",
                "python -m dernet.explain"),
     Subcommand("serve", "the gate as a web page and JSON API", "dernet.web.__main__", "python -m dernet.web"),
+    Subcommand("node", "a DICOM node: receive from a PACS, screen, send SR/SC/PR back (`node retry` resends)",
+               "dernet.node.cli", "python -m dernet.node"),
     Subcommand("bench", "speed beside the naive path (from a checkout, after make demo)", "benchmarks.run",
                "python -m benchmarks"),
 )  # fmt: skip

@@ -73,4 +73,6 @@ def _log_to_stderr() -> None:
     node = logging.getLogger("dernet.node")
     node.addHandler(handler)
     node.setLevel(logging.INFO)
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its own lines are per-PDU noise at INFO
+    # pynetdicom logs each network event (per PDU at INFO, a refused connection at ERROR); every failure it reports
+    # also reaches one line of the node's own that names the peer and the fix, so its lines would only repeat them
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)

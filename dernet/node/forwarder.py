@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     ComprehensiveSRStorage,
     GrayscaleSoftcopyPresentationStateStorage,
@@ -79,9 +79,11 @@ class Forwarder:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
         for sop_class in RESULT_CLASSES:
             ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+        connected: list[bool] = []
+        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title,
+                             evt_handlers=[(evt.EVT_CONN_OPEN, lambda _event: connected.append(True))])  # fmt: skip
         if not assoc.is_established:
-            raise DeliveryError(_why_not_established(assoc, destination, self.config.ae_title))
+            raise DeliveryError(_why_not_established(assoc, bool(connected), destination, self.config.ae_title))
         try:
             for path in files:
                 dataset = pydicom.dcmread(path)
@@ -96,12 +98,14 @@ class Forwarder:
                 assoc.release()
 
 
-def _why_not_established(assoc, destination: Destination, own_ae: str) -> str:
+def _why_not_established(assoc, connected: bool, destination: Destination, own_ae: str) -> str:
+    if not connected:
+        return (f"no association with {destination} (connection refused or timed out): check that a DICOM node "
+                f"listens on {destination.host}:{destination.port}")  # fmt: skip
     if assoc.is_rejected:
         return (f"association rejected by {destination} (calling AE {own_ae!r}, called AE {destination.ae_title!r}): "
                 f"check that {destination.host}:{destination.port} knows AE {own_ae!r} and calls itself "
                 f"{destination.ae_title!r}")  # fmt: skip
     if assoc.is_aborted:
         return f"association aborted by {destination}: check its logs (it may not accept SR, SC or PR objects)"
-    return (f"no association with {destination} (refused or timed out): check that a DICOM node listens on "
-            f"{destination.host}:{destination.port}")  # fmt: skip
+    return f"no association with {destination}: it did not answer the association request within the timeout"

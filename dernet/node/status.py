@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class NodeStatus:
             counts = dict(self.counts)
         return {
             "state": self.state,
+            "pid": os.getpid(),  # a "running" left by a killed node names a process that is gone
             **counts,
             "queue_depth": self.queue_depth(),
             "uptime_s": round(time.time() - self.started, 1),
