@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -285,3 +286,56 @@ def test_the_example_config_holds_the_defaults() -> None:
     config = load_node_config(ROOT / "configs" / "node.yaml", {})
     assert config == NodeConfig(forward=config.forward)
     assert [str(d) for d in config.forward] == ["PACS@127.0.0.1:4242"]
+
+
+def test_orthanc_as_the_pacs(screener: Screener, images: list[Path], tmp_path: Path) -> None:
+    """Orthanc (Debian's) holds the images; it sends them to the node (C-STORE), and the node's SR, SC and PR
+    arrive back in Orthanc, filed under the same study."""
+    orthanc = shutil.which("Orthanc")
+    if orthanc is None:
+        if os.environ.get("CI"):
+            pytest.fail("Orthanc is not installed: .ci/run installs Debian's orthanc")
+        pytest.skip("Orthanc not installed (apt-get install orthanc)")
+    http, dicom = _free_port(), _free_port()
+    node = _node(tmp_path, screener, Destination("ORTHANC", "127.0.0.1", dicom))
+    config = {"Name": "spine-cad-test", "StorageDirectory": str(tmp_path / "orthanc"),
+              "IndexDirectory": str(tmp_path / "orthanc"), "HttpPort": http, "DicomPort": dicom, "DicomAet": "ORTHANC",
+              "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [],
+              "DicomModalities": {"spinecad": ["SPINECAD", "127.0.0.1", node.config.port]}}  # fmt: skip
+    (tmp_path / "orthanc.json").write_text(json.dumps(config))
+    server = subprocess.Popen([orthanc, str(tmp_path / "orthanc.json")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+    base = f"http://127.0.0.1:{http}"
+
+    def rest(path: str, data: bytes | None = None):
+        with urllib.request.urlopen(urllib.request.Request(base + path, data=data), timeout=60) as answer:
+            return json.loads(answer.read())
+
+    node.start()
+    try:
+        _wait(lambda: _answers(base), 60, "Orthanc")
+        sample = [p for p in images if _is_j2k(p)][:2]
+        uploaded = [rest("/instances", p.read_bytes())["ID"] for p in sample]
+        job = rest("/modalities/spinecad/store", json.dumps(uploaded).encode())
+        assert job["FailedInstancesCount"] == 0 and job["InstancesCount"] == 2
+        _wait(lambda: _status(node)["forwarded"] == 2, 120, "the results in Orthanc")
+        series = rest("/series?expand")
+    finally:
+        node.stop()
+        server.terminate()
+        server.wait(timeout=30)
+    studies = {str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in sample}
+    by_modality: dict[str, int] = defaultdict(int)
+    for item in series:
+        by_modality[item["MainDicomTags"].get("Modality", "")] += len(item["Instances"])
+    assert by_modality["SR"] == by_modality["OT"] == by_modality["PR"] == 2
+    parents = {item["ParentStudy"] for item in series}
+    assert len(parents) == len(studies)  # the results are filed with their images, in no study of their own
+
+
+def _answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/system", timeout=2):
+            return True
+    except OSError:
+        return False
