@@ -339,3 +339,38 @@ def _answers(base: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_stow_rs_and_the_status_in_the_web_server(screener: Screener, images: list[Path], tmp_path: Path) -> None:
+    """`python -m dernet.web --node`: STOW-RS into the node, its results forwarded, its counts on /api/node; the
+    node listens for C-STORE in the same process."""
+    from fastapi.testclient import TestClient
+
+    from dernet.web.app import create_app
+
+    scp = StoreSCP(tmp_path / "received").start()
+    config = NodeConfig(port=_free_port(), spool=tmp_path / "spool", forward=(scp.destination,), mode="all")
+    sample = [p for p in images if _is_j2k(p)][:2]
+    boundary = "spinecad-boundary"
+    parts = [*(p.read_bytes() for p in sample), b"not a DICOM file"]
+    body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+                    for part in parts) + f"--{boundary}--\r\n".encode()  # fmt: skip
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    try:
+        with TestClient(create_app(screener=screener, node_config=config)) as client:
+            assert subprocess.run([_tool("echoscu"), "-aec", "SPINECAD", "127.0.0.1", str(config.port)]).returncode == 0
+            answer = client.post("/dicomweb/studies", content=body, headers={"Content-Type": content_type})
+            _wait(lambda: client.get("/api/node").json()["forwarded"] == 2, 120, "the results")
+            status = client.get("/api/node").json()
+            wrong = client.post("/dicomweb/studies", content=b"x", headers={"Content-Type": "application/json"})
+        without = TestClient(create_app(screener=screener)).get("/api/node")
+    finally:
+        scp.stop()
+    assert answer.status_code == 202 and answer.headers["content-type"] == "application/dicom+json"
+    response = answer.json()
+    stored = [item["00081155"]["Value"][0] for item in response["00081199"]["Value"]]
+    assert stored == [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in sample]
+    assert response["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    assert status["received"] == status["screened"] == 2 and status["state"] == "running"
+    assert wrong.status_code == 415 and without.status_code == 404
+    assert len(scp.received()["SR"]) == 2

@@ -31,7 +31,7 @@ class Node:
         self.status = NodeStatus(self.spool.root / "status.json")
         self.processor = Processor(config, self.spool, self.screener, settings, self.status)
         self.status.queue_depth = lambda: self.processor.depth
-        self.receiver = Receiver(config, self.spool, self.status, self.processor.submit)
+        self.receiver = Receiver(config, self.spool, self.processor.ingest)
 
     def start(self) -> None:
         self.processor.start()

@@ -13,7 +13,7 @@ from ..deploy.screening import Screener
 from ..dicom_results import DicomResultSettings, build_results, write_results
 from .config import NodeConfig
 from .forwarder import Forwarder
-from .spool import Spool
+from .spool import Spool, spool_name
 from .status import NodeStatus
 
 LOG = logging.getLogger("dernet.node")
@@ -57,6 +57,19 @@ class Processor:
             name = report.stem
             if self._unsent(name):
                 self.outbox.put(name)
+
+    def ingest(self, sop_instance_uid: str, data: bytes) -> bool:
+        """A received Part 10 instance: stored durably, counted and queued (blocks while the queue is full). Raises
+        OSError when it cannot be stored (the sender must then be told it failed)."""
+        name = spool_name(sop_instance_uid)
+        if self.spool.is_screened(name):
+            self.status.count("duplicates")
+            LOG.info("received %s again: already screened, nothing to do", name)
+            return False
+        self.spool.store(name, data)
+        queued = self.submit(name)
+        self.status.count("received" if queued else "duplicates")
+        return queued
 
     def submit(self, name: str) -> bool:
         """Queue a received instance (blocks while the queue is full); False if it is queued or screened already."""

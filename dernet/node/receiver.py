@@ -12,7 +12,6 @@ from pynetdicom.sop_class import Verification
 
 from .config import NodeConfig
 from .spool import Spool, spool_name
-from .status import NodeStatus
 
 LOG = logging.getLogger("dernet.node")
 
@@ -23,10 +22,8 @@ CANNOT_UNDERSTAND = 0xC000
 
 
 class Receiver:
-    def __init__(
-        self, config: NodeConfig, spool: Spool, status: NodeStatus, submit: Callable[[str], bool]
-    ) -> None:
-        self.config, self.spool, self.status, self.submit = config, spool, status, submit
+    def __init__(self, config: NodeConfig, spool: Spool, ingest: Callable[[str, bytes], bool]) -> None:
+        self.config, self.spool, self.ingest = config, spool, ingest
         ae = AE(ae_title=config.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = config.network_timeout_s
         ae.maximum_associations = 16
@@ -84,17 +81,10 @@ class Receiver:
         uid = str(event.request.AffectedSOPInstanceUID or "")
         if not uid:
             return CANNOT_UNDERSTAND
-        name = spool_name(uid)
-        if self.spool.is_screened(name):
-            self.status.count("duplicates")
-            LOG.info("received %s again: already screened, nothing to do", name)
-            return 0x0000
         try:
-            self.spool.store(name, event.encoded_dataset(include_meta=True))
+            self.ingest(uid, event.encoded_dataset(include_meta=True))  # blocks while the queue is full
         except OSError as err:
             LOG.error("could not store %s in %s (%s): answered with a failure status; free space or fix the "
-                      "spool's permissions", name, self.spool.incoming, err.strerror or err)  # fmt: skip
+                      "spool's permissions", spool_name(uid), self.spool.incoming, err.strerror or err)  # fmt: skip
             return OUT_OF_RESOURCES
-        # blocks while the queue is full: back-pressure on the sender
-        self.status.count("received" if self.submit(name) else "duplicates")
         return 0x0000

@@ -1,6 +1,6 @@
 """`python -m dernet.web [--host 127.0.0.1] [--port 8000] [--models export] [--max-upload-mb 100]
-[--ensemble FILE] [--dicom-config FILE]`: the gate as a web page (the 'web' extra; DICOM results with the 'dicom'
-extra)."""
+[--ensemble FILE] [--dicom-config FILE] [--node [--node-config FILE]]`: the gate as a web page (the 'web' extra;
+DICOM results and the node with the 'dicom' extra)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..cliutil import add_models, run_command
 from ..deploy.isolation import IsolationLimits
+from ..errors import require_extra
 from ..imaging import set_decoder_threads
 from .limits import ServerLimits
 
@@ -51,6 +52,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> i
         metavar="FILE",
         help="YAML over dernet/dicom_results/defaults.yaml for the DICOM results (needs the 'dicom' extra)",
     )
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="also run the DICOM node in this process on the same models: /api/node, STOW-RS on /dicomweb/studies "
+        "(the 'dicom' extra)",
+    )
+    parser.add_argument(
+        "--node-config", type=Path, metavar="FILE", help="with --node: its settings (configs/node.yaml)"
+    )
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
@@ -65,8 +75,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> i
         if args.decode_workers:
             isolation = IsolationLimits(args.decode_workers, args.decode_timeout, args.decode_memory_mb)
         runtime = RuntimeOptions(threads=args.threads)
+        node_config = None
+        if args.node:
+            require_extra("dicom")
+            from ..node.config import load_node_config
+
+            node_config = load_node_config(args.node_config, {"models": args.models})
         app = create_app(args.models, limits, runtime, checkpoints=args.ensemble, isolation=isolation,
-                         dicom_config=args.dicom_config)  # fmt: skip
+                         dicom_config=args.dicom_config, node_config=node_config)  # fmt: skip
         explain = f"; heatmaps from {args.ensemble}" if args.ensemble else ""
         print(f"serving the gate on http://{args.host}:{args.port}/ (models: {args.models}{explain}; Ctrl+C stops)")
         # SIGTERM: in-flight requests get a few seconds to finish (decoding is bounded by --decode-timeout anyway)

@@ -7,6 +7,9 @@ POST /api/analyze  multipart `file` (+ optional `mode`, `conf`, `dicom`): the ga
                    413 over the size limit (refused while streaming), 415 not a DICOM/PNG/JPEG, 422 unreadable or
                    rejected (with the report), 500 a bug met on the input (with the report), 503 busy
 GET  /api/health   status and model hashes
+GET  /api/node     the DICOM node's counts, queue depth and uptime (with --node)
+POST /dicomweb/studies  STOW-RS (multipart/related; type="application/dicom") into the node (with --node): the
+                   standard response (DICOM JSON); 200 all stored, 202 some failed, 409 none stored
 GET  /             the page (no external scripts, styles or fonts)
 GET  /docs         OpenAPI documentation (FastAPI's default)
 """
@@ -21,12 +24,13 @@ import threading
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import cv2
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
@@ -36,12 +40,16 @@ from ..errors import require_extra
 from .guard import AnalyzeGuard
 from .limits import ServerLimits
 
+if TYPE_CHECKING:
+    from ..node.config import NodeConfig
+
 LOG = logging.getLogger(__name__)
 
 __all__ = ["ServerLimits", "create_app"]
 
 UNSUPPORTED_MEDIA = {"not_an_image"}  # reason codes answered 415; every other rejection is 422
 ANALYZE = "/api/analyze"
+STOW = "/dicomweb/studies"
 DEFAULT_ISOLATION = IsolationLimits()
 ERRORS = {
     413: "The upload is larger than the server's limit (refused while it streams).",
@@ -49,6 +57,16 @@ ERRORS = {
     422: "Unreadable or rejected (the report, with reason and reason_code), or a form field out of range.",
     500: "A bug met on this input: the report, with reason_code internal_error (the traceback is in the log).",
     503: "Busy: more requests in hand than the server takes on, or no screening slot within the queue timeout.",
+}
+
+
+STOW_ANSWERS = {
+    200: "Every instance stored (DICOM JSON: ReferencedSOPSequence).",
+    202: "Some stored, some not (FailedSOPSequence gives each failure's reason).",
+    404: "This server runs no DICOM node (start it with --node).",
+    409: "No instance stored.",
+    413: "The body is larger than the server's limit.",
+    415: 'Not multipart/related; type="application/dicom".',
 }
 
 
@@ -60,6 +78,7 @@ def create_app(
     checkpoints: str | Path | None = None,
     isolation: IsolationLimits | None = DEFAULT_ISOLATION,
     dicom_config: str | Path | None = None,
+    node_config: NodeConfig | None = None,
 ) -> FastAPI:
     """The app, with the models loaded now (a missing or broken export fails here, at start, not per request).
 
@@ -67,6 +86,8 @@ def create_app(
     ``screener`` is used as it is (and stays the caller's to close). With ``checkpoints`` (the folder holding
     ensemble.json) each report also carries a Grad-CAM heatmap; that loads the PyTorch members (and torch) once, here.
     DICOM results are offered when the 'dicom' extra is installed (``dicom_config``: YAML over its defaults).
+    With ``node_config`` a DICOM node runs in this process on the same models (started and stopped with the app),
+    its status on ``/api/node`` and STOW-RS into it on ``/dicomweb/studies``.
     """
     limits = limits or ServerLimits()
     owned = screener is None
@@ -81,9 +102,19 @@ def create_app(
     slots = threading.BoundedSemaphore(limits.max_concurrent or os.cpu_count() or 1)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
+    node = None
+    if node_config is not None:
+        from ..node.node import Node  # pynetdicom: only when a node is asked for
+
+        node = Node(node_config, screener)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if node is not None:
+            node.start()
         yield
+        if node is not None:
+            node.stop()
         if owned:
             screener.close()  # the decoding workers
 
@@ -93,9 +124,10 @@ def create_app(
         "validation on your own data.",
         lifespan=lifespan,
     )
-    app.add_middleware(
-        AnalyzeGuard, path=ANALYZE, max_body=int(limits.max_upload_mb * 2**20), max_pending=limits.max_pending
-    )
+    for guarded in (ANALYZE, STOW):
+        app.add_middleware(
+            AnalyzeGuard, path=guarded, max_body=int(limits.max_upload_mb * 2**20), max_pending=limits.max_pending
+        )
     app.add_exception_handler(RequestValidationError, _short_validation_errors)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -116,6 +148,30 @@ def create_app(
             "explain": explainer is not None,
             "dicom": dicom_settings is not None,
         }
+
+    @app.get("/api/node")
+    def node_status() -> dict[str, Any]:
+        """The DICOM node's counts (received, screened, forwarded, ...), queue depth and uptime."""
+        if node is None:
+            raise HTTPException(404, "no DICOM node in this server: start it with --node")
+        return node.status.snapshot()
+
+    @app.post(STOW, responses={code: {"description": text} for code, text in STOW_ANSWERS.items()})
+    async def stow(request: Request) -> JSONResponse:
+        """STOW-RS: store DICOM instances (multipart/related; type="application/dicom") into the node's spool, where
+        they are screened and their results forwarded as if they had come by C-STORE."""
+        if node is None:
+            raise HTTPException(404, "STOW-RS feeds the DICOM node: start the server with --node")
+        from ..node.stow import StowError, parse_multipart_related, stow_response
+
+        body = await request.body()  # within the upload limit: the guard refused anything larger
+        try:
+            parts = parse_multipart_related(request.headers.get("content-type", ""), body)
+        except StowError as err:
+            raise HTTPException(415, str(err)) from None
+        stored, failed = await run_in_threadpool(_stow_ingest, node, parts)
+        code = 200 if not failed else 202 if stored else 409
+        return JSONResponse(stow_response(stored, failed), status_code=code, media_type="application/dicom+json")
 
     @app.post(ANALYZE, responses={code: {"description": text} for code, text in ERRORS.items()})
     def analyze(
@@ -154,6 +210,30 @@ def create_app(
         return JSONResponse(report, status_code=_status(result))
 
     return app
+
+
+def _stow_ingest(node, parts: list[bytes]) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """Each part into the node's spool (durably, then queued); a part that is no DICOM instance, or that cannot be
+    stored, is a failure with its reason code, and the others go on."""
+    from pydicom.errors import InvalidDicomError
+
+    from ..node.stow import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, instance_identity
+
+    stored, failed = [], []
+    for data in parts:
+        try:
+            sop_class, sop_instance = instance_identity(data)
+        except InvalidDicomError:
+            failed.append(("", "", CANNOT_UNDERSTAND))
+            continue
+        try:
+            node.processor.ingest(sop_instance, data)
+        except OSError as err:
+            LOG.error("STOW-RS: could not store %s (%s)", sop_instance, err.strerror or err)
+            failed.append((sop_class, sop_instance, OUT_OF_RESOURCES))
+            continue
+        stored.append((sop_class, sop_instance))
+    return stored, failed
 
 
 def _dicom_settings(config: str | Path | None):
