@@ -29,6 +29,7 @@ from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import set_decoder_threads
 
 from .assets import ROOT, gating_folder, production_models, production_settings, release_like_images
+from .node import node_throughput
 from .timing import RUNS, median_s, ms
 
 ROLES = ("classifier", "detector")
@@ -369,6 +370,8 @@ def run(out_dir: Path) -> dict[str, Any]:
     sequential_s = folder_run(production, pipe_folder, "all", prefetch=0)
     pipelined_s = folder_run(production, pipe_folder, "all", prefetch=2)
     rss = peak_rss_mb(mixed, gating)
+    log("the DICOM node: two senders at once, the release-like phantoms")
+    node = node_throughput(production, sorted(release.glob("*_images/*.dicom")))
     log("preparation with 1 and 2 workers")
     prep = prepare_workers(release)
     gemm = gemm_gflops()
@@ -396,6 +399,8 @@ def run(out_dir: Path) -> dict[str, Any]:
         "prepare_2_vs_1_workers": round(prep["images_per_s_2"] / prep["images_per_s_1"], 2),
         "gflops_per_s": {**gflops, "gemm_fp32_limit": gemm},
         "isolation_cost_ms": round(isolation["isolated_ms"] - isolation["in_process_ms"], 1),
+        "node_images_per_min": node["images_per_min"],
+        "node_median_result_latency_s": node["median_result_latency_s"],
         "details": {
             "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
             "settings": settings,
@@ -415,6 +420,7 @@ def run(out_dir: Path) -> dict[str, Any]:
             "pipelining": {"folder": str(pipe_folder), "images": len(list(pipe_folder.iterdir())),
                            "sequential_s": round(sequential_s, 3), "pipelined_s": round(pipelined_s, 3)},
             "prepare": prep,
+            "node": node,
             "bench_seconds": round(time.perf_counter() - started, 1),
         },
     }  # fmt: skip
@@ -439,6 +445,11 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| `{key}` | {value} | {op} {target} | {'yes' if met else '**no**'} |")
     lines.append(f"| `fast_runtime` | {result['fast_runtime']} | | |")
     lines.append(f"| `isolation_cost_ms` | {result['isolation_cost_ms']} | | |")
+    node = result["details"]["node"]
+    lines.append(f"| `node_images_per_min` | {result['node_images_per_min']} | | {node['images']} release-like images, "
+                 f"{node['senders']} senders, {node['workers']} workers |")  # fmt: skip
+    lines.append(f"| `node_median_result_latency_s` | {result['node_median_result_latency_s']} | | end of C-STORE "
+                 "to the SR at the destination |")  # fmt: skip
     g = result["gflops_per_s"]
     for role in ("classifier", "detector"):
         rates = ", ".join(f"{k} {v}" for k, v in g[role].items())

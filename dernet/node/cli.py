@@ -14,7 +14,7 @@ from pathlib import Path
 from ..cliutil import run_command
 from ..errors import require_extra
 
-__all__ = ["main"]
+__all__ = ["log_to_stderr", "main"]
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.node") -> 
         if overrides["allow_calling_ae"] is not None:
             overrides["allow_calling_ae"] = tuple(overrides["allow_calling_ae"])
         config = load_node_config(args.config, overrides)
-        _log_to_stderr()
+        log_to_stderr()
         if retry:
             delivered, failing = retry_failed(config)
             print(f"{delivered} result set(s) delivered, {failing} still failing (see {config.spool / 'failed'})")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.node") -> 
     return run_command(run, args)
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     node = logging.getLogger("dernet.node")

@@ -78,9 +78,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.web") -> i
         node_config = None
         if args.node:
             require_extra("dicom")
+            from ..node.cli import log_to_stderr
             from ..node.config import load_node_config
 
             node_config = load_node_config(args.node_config, {"models": args.models})
+            log_to_stderr()
         app = create_app(args.models, limits, runtime, checkpoints=args.ensemble, isolation=isolation,
                          dicom_config=args.dicom_config, node_config=node_config)  # fmt: skip
         explain = f"; heatmaps from {args.ensemble}" if args.ensemble else ""
