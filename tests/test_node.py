@@ -151,6 +151,10 @@ def test_images_in_results_out(screener: Screener, images: list[Path], tmp_path:
         referenced.add(sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
                        .ReferencedSOPSequence[0].ReferencedSOPInstanceUID)  # fmt: skip
     assert referenced == sources
+    dciodvfy = shutil.which("dciodvfy")
+    for path in [p for p in scp.folder.iterdir() if not p.name.startswith(".")] if dciodvfy else []:
+        checked = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=60)
+        assert "Error" not in checked.stdout + checked.stderr, path.name
     sr_report = json.loads(next(p for p in node.spool.results.glob("*.json")
                                 if json.loads(p.read_text())["status"] == "rejected").read_text())  # fmt: skip
     assert sr_report["reason_code"] == "no_pixel_data"
@@ -259,6 +263,9 @@ def test_killed_mid_transfer_then_restarted_screens_each_image_once(
                 if " INFO screened " in line]  # fmt: skip
     sources = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in sample}
     assert sorted(screened) == sorted(sources)  # each exactly once, across both runs
+    patients = {str(pydicom.dcmread(p, stop_before_pixels=True).PatientID) for p in sample}
+    for log in logs:  # SOP Instance UIDs only: no patient identifier in the node's log
+        assert not [pid for pid in patients if pid in log.read_text()]
     received = scp.received()
     assert len(sample) == 20 and all(len(set(received[kind])) == 20 for kind in ("SR", "OT", "PR"))
     assert _read(spool)["state"] == "stopped"
