@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
+from ..errors import UsageError
 from .config import NodeConfig
 from .spool import Spool, spool_name
 
@@ -39,7 +40,11 @@ class Receiver:
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo),
                     (evt.EVT_REQUESTED, self._on_requested), (evt.EVT_ACCEPTED, self._on_accepted)]  # fmt: skip
         address = (self.config.host, self.config.port)
-        self.server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        try:
+            self.server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        except OSError as err:
+            raise UsageError(f"cannot listen on {self.config.host}:{self.config.port} ({err.strerror or err}); choose "
+                             "another --port or --host, or stop what uses it") from None  # fmt: skip
 
     def stop(self, wait_s: float = 30.0) -> None:
         """Stop listening; the associations in flight finish (up to ``wait_s``)."""
