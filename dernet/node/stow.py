@@ -6,12 +6,16 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import io
+import logging
+from collections.abc import Callable
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-__all__ = ["StowError", "parse_multipart_related", "stow_response"]
+__all__ = ["StowError", "ingest_parts", "instance_identity", "parse_multipart_related", "stow_response"]
+
+LOG = logging.getLogger("dernet.node")
 
 PROCESSING_FAILURE = 0x0110  # PS3.18 Table 10.5.3-1 failure reasons
 OUT_OF_RESOURCES = 0xA700
@@ -46,6 +50,28 @@ def instance_identity(data: bytes) -> tuple[str, str]:
     if not sop_instance:
         raise InvalidDicomError("no SOP Instance UID")
     return sop_class, sop_instance
+
+
+def ingest_parts(
+    ingest: Callable[[str, bytes], bool], parts: list[bytes]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """Each part into the node (``ingest``: stored durably, then queued); a part that is no DICOM instance, or that
+    cannot be stored, is a failure with its reason code, and the others go on. (stored, failed)"""
+    stored, failed = [], []
+    for data in parts:
+        try:
+            sop_class, sop_instance = instance_identity(data)
+        except InvalidDicomError:
+            failed.append(("", "", CANNOT_UNDERSTAND))
+            continue
+        try:
+            ingest(sop_instance, data)
+        except OSError as err:
+            LOG.error("STOW-RS: could not store %s (%s)", sop_instance, err.strerror or err)
+            failed.append((sop_class, sop_instance, OUT_OF_RESOURCES))
+            continue
+        stored.append((sop_class, sop_instance))
+    return stored, failed
 
 
 def stow_response(stored: list[tuple[str, str]], failed: list[tuple[str, str, int]]) -> dict:

@@ -162,14 +162,14 @@ def create_app(
         they are screened and their results forwarded as if they had come by C-STORE."""
         if node is None:
             raise HTTPException(404, "STOW-RS feeds the DICOM node: start the server with --node")
-        from ..node.stow import StowError, parse_multipart_related, stow_response
+        from ..node.stow import StowError, ingest_parts, parse_multipart_related, stow_response
 
         body = await request.body()  # within the upload limit: the guard refused anything larger
         try:
             parts = parse_multipart_related(request.headers.get("content-type", ""), body)
         except StowError as err:
             raise HTTPException(415, str(err)) from None
-        stored, failed = await run_in_threadpool(_stow_ingest, node, parts)
+        stored, failed = await run_in_threadpool(ingest_parts, node.processor.ingest, parts)
         code = 200 if not failed else 202 if stored else 409
         return JSONResponse(stow_response(stored, failed), status_code=code, media_type="application/dicom+json")
 
@@ -210,30 +210,6 @@ def create_app(
         return JSONResponse(report, status_code=_status(result))
 
     return app
-
-
-def _stow_ingest(node, parts: list[bytes]) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
-    """Each part into the node's spool (durably, then queued); a part that is no DICOM instance, or that cannot be
-    stored, is a failure with its reason code, and the others go on."""
-    from pydicom.errors import InvalidDicomError
-
-    from ..node.stow import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, instance_identity
-
-    stored, failed = [], []
-    for data in parts:
-        try:
-            sop_class, sop_instance = instance_identity(data)
-        except InvalidDicomError:
-            failed.append(("", "", CANNOT_UNDERSTAND))
-            continue
-        try:
-            node.processor.ingest(sop_instance, data)
-        except OSError as err:
-            LOG.error("STOW-RS: could not store %s (%s)", sop_instance, err.strerror or err)
-            failed.append((sop_class, sop_instance, OUT_OF_RESOURCES))
-            continue
-        stored.append((sop_class, sop_instance))
-    return stored, failed
 
 
 def _dicom_settings(config: str | Path | None):
