@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -186,3 +187,14 @@ def exported_models(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["classifier"]["input_size"] == 64 and manifest["detector"]["imgsz"] == 64
     return out
+
+
+def debian_tool(name: str, package: str) -> str:
+    """The path of a Debian peer (dcmtk, dicom3tools, Orthanc): .ci/run installs it, so CI fails without it; elsewhere
+    the test is skipped."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run installs Debian's {package}")
+        pytest.skip(f"{name} not installed (apt-get install {package})")
+    return path

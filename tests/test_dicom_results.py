@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,6 +25,8 @@ from dernet.dicom_results import KINDS, build_results, load_settings, write_resu
 from dernet.gate.cli import main as gate_main
 from dernet.imaging import load_windowed
 
+from .conftest import debian_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 PHI = {"PatientName": "Doe^Jane", "PatientID": "MRN-424242", "PatientBirthDate": "19450101",
@@ -39,13 +40,7 @@ FINDINGS = [
 
 
 def _tool(name: str) -> str:
-    """A Debian peer: .ci/run installs it, so CI fails without it; elsewhere the test is skipped."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed: .ci/run installs dcmtk and dicom3tools")
-        pytest.skip(f"{name} not installed (apt-get install dcmtk dicom3tools)")
-    return path
+    return debian_tool(name, "dicom3tools" if name == "dciodvfy" else "dcmtk")
 
 
 def _phantom_dicoms(phantom_dir: Path) -> list[Path]:

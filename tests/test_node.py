@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -23,17 +22,14 @@ from dernet.deploy.screening import Screener
 from dernet.node.config import Destination, NodeConfig, load_node_config
 from dernet.node.node import Node, retry_failed
 
+from .conftest import debian_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 STORESCU_SYNTAX_FLAG = {JPEG2000Lossless: ["-xv"], RLELossless: ["-xr"]}  # else the default (uncompressed)
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed: .ci/run installs dcmtk")
-        pytest.skip(f"{name} not installed (apt-get install dcmtk)")
-    return path
+    return debian_tool(name, "dcmtk")
 
 
 def _free_port() -> int:
@@ -298,11 +294,7 @@ def test_the_example_config_holds_the_defaults() -> None:
 def test_orthanc_as_the_pacs(screener: Screener, images: list[Path], tmp_path: Path) -> None:
     """Orthanc (Debian's) holds the images; it sends them to the node (C-STORE), and the node's SR, SC and PR
     arrive back in Orthanc, filed under the same study."""
-    orthanc = shutil.which("Orthanc")
-    if orthanc is None:
-        if os.environ.get("CI"):
-            pytest.fail("Orthanc is not installed: .ci/run installs Debian's orthanc")
-        pytest.skip("Orthanc not installed (apt-get install orthanc)")
+    orthanc = debian_tool("Orthanc", "orthanc")
     http, dicom = _free_port(), _free_port()
     node = _node(tmp_path, screener, Destination("ORTHANC", "127.0.0.1", dicom))
     config = {"Name": "spine-cad-test", "StorageDirectory": str(tmp_path / "orthanc"),

@@ -203,10 +203,11 @@ def create_app(
             slots.release()
         if result.error_traceback:
             LOG.error("%s: %s\n%s", result.input, result.reason, result.error_traceback)
-        report = _report(result, screener, heatmap)
+        overlay = render_overlay(result)  # drawn once: the answer's PNG and the Secondary Capture
+        report = _report(result, screener, overlay, heatmap)
         if dicom:
             used_conf = screener.manifest.detector.conf if conf is None else conf
-            report["dicom"] = _dicom_answer(data, result, screener, used_conf, dicom_settings)
+            report["dicom"] = _dicom_answer(data, result, overlay, screener, used_conf, dicom_settings)
         return JSONResponse(report, status_code=_status(result))
 
     return app
@@ -223,11 +224,13 @@ def _dicom_settings(config: str | Path | None):
     return load_settings(Path(config) if config is not None else None)
 
 
-def _dicom_answer(data: bytes, result: Screening, screener: Screener, conf: float, settings) -> dict[str, Any]:
+def _dicom_answer(
+    data: bytes, result: Screening, overlay, screener: Screener, conf: float, settings
+) -> dict[str, Any]:
     """The upload's SR, SC and PR as base64 Part 10 files (``sr_base64``, ...), or nulls and a ``note``."""
     from ..dicom_results import KINDS, build_results
 
-    built = build_results(data, result, render_overlay(result), screener.model_hashes, conf, settings)
+    built = build_results(data, result, overlay, screener.model_hashes, conf, settings)
     if built.error_traceback:
         LOG.error("%s: %s\n%s", result.input, built.note, built.error_traceback)
     answer: dict[str, Any] = {
@@ -266,9 +269,9 @@ def _upload_name(filename: str | None) -> str:
     return "upload" + (suffix if suffix in {".dcm", ".dicom", ".png", ".jpg", ".jpeg"} else "")
 
 
-def _report(result: Screening, screener: Screener, heatmap=None) -> dict[str, Any]:
+def _report(result: Screening, screener: Screener, overlay, heatmap=None) -> dict[str, Any]:
     report = build_report(result, None, screener.model_hashes)
-    report["overlay_png_base64"] = _png_base64(render_overlay(result))
+    report["overlay_png_base64"] = _png_base64(overlay)
     if heatmap is not None:
         report["heatmap_png_base64"] = _png_base64(render_overlay(result, heatmap))
     return report
