@@ -26,7 +26,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve node bench clean
+	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve node batch bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -128,6 +128,10 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 
 node: install ## a DICOM node on port 11112 (AE SPINECAD): make node [ARGS="--forward PACS@host:104 --config configs/node.yaml"]
 	$(PY) -m dernet.node --models $(EXPORT) $(ARGS)
+
+batch: install ## screen an archive on Ray Data to Parquet: make batch INPUT=folder-or-list [OUT=runs/batch] [ARGS=...]
+	@test -n "$(INPUT)" || { echo "usage: make batch INPUT=files-folders-or-lists [OUT=runs/batch] [ARGS=...]"; exit 2; }
+	$(PY) -m dernet.batch $(INPUT) --models $(EXPORT) --out $(or $(OUT),runs/batch) $(ARGS)
 
 bench: install ## speed beside the naive path (after make demo): runs/bench/latest.json + a Markdown table (<15 min)
 	$(OFFLINE) $(PY) -m benchmarks --out runs/bench

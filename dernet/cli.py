@@ -63,6 +63,8 @@ SUBCOMMANDS = (
     Subcommand("serve", "the gate as a web page and JSON API", "dernet.web.__main__", "python -m dernet.web"),
     Subcommand("node", "a DICOM node: receive from a PACS, screen, send SR/SC/PR back (`node retry` resends)",
                "dernet.node.cli", "python -m dernet.node"),
+    Subcommand("batch", "screen an archive on Ray Data into Parquet rows, resumable, laptop to cluster",
+               "dernet.batch.cli", "python -m dernet.batch"),
     Subcommand("bench", "speed beside the naive path (from a checkout, after make demo)", "benchmarks.run",
                "python -m benchmarks"),
 )  # fmt: skip

@@ -52,6 +52,8 @@ EXTRA_OF_MODULE = {
     "openvino": "openvino",
     "highdicom": "dicom",
     "pynetdicom": "dicom",
+    "ray": "scale",
+    "pyarrow": "scale",
 }
 
 

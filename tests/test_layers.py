@@ -37,6 +37,7 @@ LAYERS = {
     "dernet.web": 5,
     "dernet.dicom_results": 5,
     "dernet.node": 5,
+    "dernet.batch": 5,
     "benchmarks": 5,
 }
 # The screening path: what `pip install 'spine-cad[cpu]'` (plus the web extra for dernet.web) must run.

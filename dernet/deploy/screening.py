@@ -196,6 +196,15 @@ class Screener:
                     pending.append(reader.submit(self.prepare, upcoming[0], upcoming[1], mode))
                 yield self.infer(prepared, threshold, conf)
 
+    def reject(
+        self, err: ImageReadError, mode: str = "gate", threshold: float | None = None, conf: float | None = None
+    ) -> Screening:
+        """The result of an input found unusable before it reached the screener (batch screening reads files in
+        another process, say): the same fields as a rejection met in :meth:`prepare`."""
+        _check_mode(mode)
+        result = Screening(input=err.source, status="ok", mode=mode, threshold=self.manifest.classifier.threshold)
+        return self.infer(PreparedInput(_rejected(result, err, time.perf_counter())), threshold, conf)
+
     def prepare(self, source: Source, name: str | None = None, mode: str = "gate") -> PreparedInput:
         """Read, reject outliers and build both model inputs (no model runs here); never raises for an input."""
         name = name or str(source if not isinstance(source, (bytes, np.ndarray)) else "<upload>")

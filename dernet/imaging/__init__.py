@@ -3,7 +3,7 @@
 from .dicom import AUTO_WINDOW_PERCENTILES, DEFAULT_MAX_PIXELS, set_decoder_threads
 from .errors import REASON_CODES, ImageReadError
 from .meta import ImageMeta
-from .pipeline import Source, load_windowed, max_input_bytes, read_image, sniff_format
+from .pipeline import Source, load_windowed, max_input_bytes, read_image, read_input_file, sniff_format
 from .transforms import (
     ClaheParams,
     Letterbox,
@@ -38,6 +38,7 @@ __all__ = [
     "max_input_bytes",
     "model_input",
     "read_image",
+    "read_input_file",
     "resize_long_side",
     "resize_reduced",
     "resized_size",

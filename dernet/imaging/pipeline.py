@@ -22,7 +22,7 @@ from .meta import ImageMeta
 from .raster import array_to_unit, read_raster
 from .transforms import resize_reduced, to_uint8
 
-__all__ = ["Source", "load_windowed", "max_input_bytes", "read_image", "sniff_format"]
+__all__ = ["Source", "load_windowed", "max_input_bytes", "read_image", "read_input_file", "sniff_format"]
 
 Source = str | os.PathLike | bytes | np.ndarray
 
@@ -61,7 +61,7 @@ def read_image(
             raise ImageReadError(name, f"{len(data) >> 20} MB is over the {limit >> 20} MB input limit", "too_large")
     else:
         name = name or str(source)
-        data = _read_file(Path(source), name, limit)
+        data = read_input_file(Path(source), name, limit)
     image_format = sniff_format(data[:132])
     if image_format is None:
         raise ImageReadError(name, "not a DICOM, PNG or JPEG file", "not_an_image")
@@ -80,8 +80,9 @@ def max_input_bytes(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
     return 4 * max_pixels + (16 << 20)
 
 
-def _read_file(path: Path, name: str, limit: int) -> bytes:
-    """The file's bytes, or why not: only regular files (a FIFO would block) of at most ``limit`` bytes are read."""
+def read_input_file(path: Path, name: str, limit: int) -> bytes:
+    """The file's bytes, or an :class:`ImageReadError` saying why not: only regular files (a FIFO would block) of at
+    most ``limit`` bytes are read. Batch screening reads files here before handing their bytes to the models."""
     try:
         status = path.stat()
         if stat.S_ISDIR(status.st_mode):
