@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 from ..cliutil import add_conf, add_models, add_threshold, add_variant, run_command
+from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
 from ..deploy.manifest import load_manifest
 from ..deploy.screening import MODES
+from ..deploy.variants import choose_variant
 from ..errors import MissingExtraError, UsageError, require_extra
 
 __all__ = ["main"]
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.batch") ->
 
         _check_numbers(args)
         manifest = load_manifest(args.models)  # exit 2 before Ray starts if the export is not there
+        if args.address is None:  # the actors run here: what would fail in each of them fails once, now
+            _check_runnable(manifest, args)
         inputs = list_inputs([Path(p) for p in args.inputs], args.out)
         _check_filesystems({i.source.split("://")[0] for i in inputs if is_uri(i.source)})
         settings = ScreenSettings(
@@ -105,6 +109,13 @@ def _check_numbers(args: argparse.Namespace) -> None:
                         ("--batch-size", args.batch_size - 1), ("--object-store-mb", args.object_store_mb - 64)):
         if value < 0:
             raise UsageError(f"{flag}: out of range; see --help")  # fmt: skip
+
+
+def _check_runnable(manifest, args: argparse.Namespace) -> None:
+    """The providers and the runtime variant asked for exist in this install (a usage error, exit 2, otherwise)."""
+    RuntimeOptions(args.providers)
+    for spec in (manifest.classifier, manifest.detector):
+        choose_variant(manifest, spec, args.variant)
 
 
 def _layout(args: argparse.Namespace, cpus: float, local: bool):

@@ -114,6 +114,7 @@ class ScreenActor:
             row, files = self._row(result, item)
             rows.append(row)
             transient.append(files)
+        screened.close()  # its reader thread ends with the batch
         return rows_table(rows, transient)
 
     def _row(self, result: Screening, item: dict[str, Any]) -> tuple[dict, dict]:
