@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,11 +60,31 @@ def batch_vs_gate(models: Path, folder: Path, gate_s: float, mode: str = "all") 
         ray.shutdown()
     gate_rate = images / gate_s
     best = max(layouts, key=lambda k: layouts[k]["steady_images_per_s"] or 0)
+    actors, threads = best.split("x")
+    commands = {  # as a user runs them: start-up (Ray, actors, model loading) included
+        "gate_cli_s": ["dernet.gate", str(folder), "--mode", mode],
+        "batch_cli_s": ["dernet.batch", str(folder), "--mode", mode, "--reports", "--actors", actors,
+                        "--threads-per-actor", threads],
+    }  # fmt: skip
+    walls = {name: _command_wall(module, models) for name, module in commands.items()}
     return {
         "images": images,
         "gate_images_per_s": round(gate_rate, 2),
         "layouts": layouts,
         "best_layout": best,
         "steady_vs_gate": round((layouts[best]["steady_images_per_s"] or 0) / gate_rate, 2),
-        "with_startup_vs_gate": round(max(v["images_per_s"] for v in layouts.values()) / gate_rate, 2),
+        **walls,
+        "with_startup_vs_gate": round(walls["gate_cli_s"] / walls["batch_cli_s"], 2),
     }
+
+
+def _command_wall(command: list[str], models: Path) -> float:
+    """Seconds of one command line run in a fresh process, outputs written to a temporary folder."""
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", *command, "--models", str(models), "--out", out],
+                              capture_output=True, text=True)  # fmt: skip
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:1])} failed: {done.stderr[-2000:]}")
+    return round(wall, 2)

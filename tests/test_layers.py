@@ -130,6 +130,17 @@ def test_the_screening_path_imports_only_the_base_install(module: str) -> None:
             assert root in LAZY, f"{module} imports {target}: not in the screening install, even lazily"
 
 
+TRAINING_STACK = {"torch", "torchvision", "timm", "pytorch_lightning", "lightning", "ultralytics"}
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith(("dernet.node", "dernet.batch"))])
+def test_the_deployment_front_ends_never_import_training(module: str) -> None:
+    """The node and batch screening run on the screening install plus their own extra: nothing of layer 3."""
+    for target, _ in _imports(module):
+        internal_training = _internal(target) and target in MODULES and _layer(target) == 3
+        assert not internal_training and target.split(".")[0] not in TRAINING_STACK, f"{module} imports {target}"
+
+
 # --- a small install, simulated: the optional extras' modules cannot be imported --------------------------------------
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..fileio import write_bytes_atomic, write_json_atomic
 from .listing import BatchInput
@@ -26,17 +27,22 @@ class JobSummary:
     earlier_not_ok: int = 0  # rejected or failed rows of the skipped inputs
     seconds: float = 0.0
     stopped: str | None = None  # why the job stopped before the end (the rows so far are kept)
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, rows) per batch back
+    active: tuple[float, float] | None = None  # when the first actor batch began and the last ended (Unix s)
+
+    def note_active(self, batch: pa.Table) -> None:
+        """Widen the span the actors worked in by this batch's."""
+        began, ended = pc.min(batch["batch_started"]).as_py(), pc.max(batch["batch_finished"]).as_py()
+        if self.active is not None:
+            began, ended = min(began, self.active[0]), max(ended, self.active[1])
+        self.active = (began, ended)
 
     @property
     def steady_images_per_s(self) -> float | None:
-        """Throughput once the first batch is back: actor start-up and model loading left out, as they are
-        amortized over an archive."""
-        if len(self.arrivals) < 2:
+        """Throughput once the actors are up: their start-up and model loading left out, as an archive amortizes
+        them."""
+        if self.active is None or self.active[1] <= self.active[0]:
             return None
-        (first, _), (last, _) = self.arrivals[0], self.arrivals[-1]
-        rows = sum(n for _, n in self.arrivals[1:])
-        return rows / (last - first) if last > first else None
+        return self.written / (self.active[1] - self.active[0])
 
     @property
     def written(self) -> int:
@@ -75,7 +81,7 @@ def run_job(
                 if settings.reports is not None:
                     _write_files(batch, Path(settings.reports), stems)
                 store.append(batch)
-                summary.arrivals.append((time.perf_counter() - started, batch.num_rows))
+                summary.note_active(batch)
                 for status in batch.column("status").to_pylist():
                     summary.statuses[status] = summary.statuses.get(status, 0) + 1
     except ray.exceptions.RayError as err:

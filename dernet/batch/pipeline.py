@@ -4,6 +4,7 @@ loaded once) -> rows back to the driver. Every step is the gate's own code; noth
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class ScreenActor:
         self.hashes = self.screener.model_hashes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        s = self.settings
+        s, started = self.settings, time.time()
         items = batch.to_pylist()
         readable = ((item["data"], item["name"]) for item in items if item["data"] is not None)
         screened = self.screener.screen_many(readable, s.mode, s.threshold, s.conf, prefetch=1)
@@ -115,6 +116,9 @@ class ScreenActor:
             rows.append(row)
             transient.append(files)
         screened.close()  # its reader thread ends with the batch
+        finished = time.time()
+        for files in transient:
+            files.update(batch_started=started, batch_finished=finished)
         return rows_table(rows, transient)
 
     def _row(self, result: Screening, item: dict[str, Any]) -> tuple[dict, dict]:

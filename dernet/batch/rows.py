@@ -42,8 +42,10 @@ ROW_SCHEMA = pa.schema([
     ("report", pa.string()),  # with --reports: the JSON report's path
     ("overlay", pa.string()),  # with --reports: the overlay PNG's path
 ])  # fmt: skip
-# Columns the actors hand the driver beside a row, never written to Parquet: the report and overlay files' contents.
-TRANSIENT = pa.schema([("report_json", pa.string()), ("overlay_png", pa.binary())])
+# Columns the actors hand the driver beside a row, never written to Parquet: the report and overlay files' contents
+# (--reports), and when the actor began and finished the row's batch (Unix seconds; throughput once actors are up).
+TRANSIENT = pa.schema([("report_json", pa.string()), ("overlay_png", pa.binary()), ("batch_started", pa.float64()),
+                       ("batch_finished", pa.float64())])  # fmt: skip
 
 
 def row_of(result: Screening, key: str, model_hashes: dict[str, str], report: str | None, overlay: str | None) -> dict:
