@@ -224,3 +224,17 @@ def test_ultralytics_reads_the_prepared_dataset(prepared_dir: Path) -> None:
 
 def _labels_file(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_training_at_an_input_larger_than_the_cache_is_refused(prepared_dir: Path) -> None:
+    """A model input above the cache's long side would be upsampled from it: both trainers refuse, naming the fix."""
+    from dernet.ensemble.data import RadiographDataModule
+    from dernet.errors import UsageError
+    from yolo_spine.train import train
+
+    fix = f"the cache is {CACHE_LONG_SIDE} px, smaller than .* prepare again with --long-side {2 * CACHE_LONG_SIDE}"
+    with pytest.raises(UsageError, match=fix):
+        RadiographDataModule(str(prepared_dir), image_size=2 * CACHE_LONG_SIDE, num_workers=0)
+    with pytest.raises(UsageError, match=fix):
+        train({"data": str(prepared_dir / "data.yaml"), "imgsz": 2 * CACHE_LONG_SIDE, "model": "yolo11n.yaml"})
+    RadiographDataModule(str(prepared_dir), image_size=CACHE_LONG_SIDE, num_workers=0)  # at the cache's size: fine

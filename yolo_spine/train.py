@@ -15,6 +15,7 @@ import yaml
 
 from dernet.cliutil import run_command
 from dernet.config import ConfigError, load_yaml
+from dernet.datasets.preprocessing import check_input_fits
 from dernet.errors import MissingFileError, require_extra
 
 from .glue import Callbacks, add_callbacks, yolo_model
@@ -32,6 +33,7 @@ def train(config: dict[str, Any], callbacks: Callbacks | None = None) -> Path:
     config = dict(config)
     data_yaml = Path(str(config.get("data", "data/prepared/data.yaml")))
     options = SpineOptions.from_config(config, data_yaml.parent)  # CLAHE: the prepared data's, or an override
+    check_input_fits(data_yaml.parent, int(config.get("imgsz", 640)), "imgsz")  # Ultralytics' default is 640
     model_spec = _model_spec(str(config.pop("model", "yolo11l.yaml")))
     epochs = int(config.get("epochs", 55))
     config["close_mosaic"] = close_mosaic_for(epochs, int(config.pop("mosaic_cutoff_epoch", 25)))

@@ -39,7 +39,7 @@ PARAMS_FILE = ".prepare.json"
 class PrepareConfig:
     """The `prepare` section of configs/data.yaml (comments there)."""
 
-    long_side: int = 1024
+    long_side: int = 640
     folds: int = 5
     val_fold: int = 0
     seed: int = 42

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..imaging import AUTO_WINDOW_PERCENTILES, ClaheParams
 from ..records import RECORD_CONFIG, load_record, save_record
 
@@ -21,6 +21,7 @@ __all__ = [
     "DataPreprocessing",
     "PreprocessingMismatchError",
     "agreed_clahe",
+    "check_input_fits",
     "read_data_preprocessing",
     "resolve_clahe",
 ]
@@ -52,6 +53,17 @@ class DataPreprocessing:
 def read_data_preprocessing(data_dir: str | os.PathLike) -> DataPreprocessing:
     """The prepared folder's preprocessing record; missing or malformed names the file and says to prepare again."""
     return load_record(DataPreprocessing, Path(data_dir) / PREPROCESSING_FILE, PREPARE_FIX)
+
+
+def check_input_fits(data_dir: str | os.PathLike, input_size: int, what: str) -> None:
+    """Refuse a model input larger than the cache's long side: training would upsample the cache (a blur the gate,
+    which reads the original file, never sees), so the cache must be prepared at least that large."""
+    cache = read_data_preprocessing(data_dir).cache_long_side
+    if input_size > cache:
+        raise UsageError(
+            f"{Path(data_dir) / PREPROCESSING_FILE}: the cache is {cache} px, smaller than {what} {input_size}; "
+            f"prepare again with --long-side {input_size} (spine-cad prepare ... --long-side {input_size})"
+        )
 
 
 def resolve_clahe(data_dir: str | os.PathLike, clip_limit: float | None, tile_grid: int | None) -> ClaheParams:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..config import ConfigError
 from ..datasets.cached import read_cached_image
-from ..datasets.preprocessing import resolve_clahe
+from ..datasets.preprocessing import check_input_fits, resolve_clahe
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
 from ..imaging import ClaheParams, classifier_canvas, model_input
@@ -84,6 +84,7 @@ class RadiographDataModule(pl.LightningDataModule):
         # CLAHE: the prepared data's (preprocessing.json) unless given explicitly. The resolved values go into the
         # hyperparameters Lightning saves in each checkpoint, so it says what this member was trained with.
         clahe = resolve_clahe(data_dir, clahe_clip_limit, clahe_tile_grid)
+        check_input_fits(data_dir, image_size, "the member's image_size")
         self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid = clahe.clip_limit, clahe.tile_grid
         self.table = read_table(data_dir)
         self.train_rows = split_rows(self.table, "train", val_fold)
