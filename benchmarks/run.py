@@ -340,10 +340,11 @@ def prepare_rates(release: Path) -> dict[str, Any]:
             else:
                 os.environ["OPJ_NUM_THREADS"] = saved
 
+    by_workers = {n: rate(long_side, n) for n in sorted({1, 2, workers})}
     return {
         "images": count, "long_side": long_side, "workers": workers,
-        "images_per_s": rate(long_side, workers), "images_per_s_1024_cache": rate(1024, workers),
-        "images_per_s_1_worker": rate(long_side, 1), "images_per_s_2_workers": rate(long_side, 2),
+        "images_per_s": by_workers[workers], "images_per_s_1024_cache": rate(1024, workers),
+        **{f"images_per_s_{n}_workers": r for n, r in by_workers.items()},
         "images_per_s_1_worker_single_thread_decode": rate(long_side, 1, "1"),
     }  # fmt: skip
 
@@ -382,8 +383,6 @@ def run(out_dir: Path) -> dict[str, Any]:
     pipe_folder = release / "train_images"
     sequential_s = folder_run(production, pipe_folder, "all", prefetch=0)
     pipelined_s = folder_run(production, pipe_folder, "all", prefetch=2)
-    release_images = len(list(release.glob("*_images/*.dicom")))
-    release_s = folder_run(production, release, "all")
     rss = peak_rss_mb(mixed, gating)
     log("the DICOM node: two senders at once, the release-like phantoms")
     node = node_throughput(production, sorted(release.glob("*_images/*.dicom")))
@@ -411,7 +410,7 @@ def run(out_dir: Path) -> dict[str, Any]:
         "fast_map_delta": map_delta,
         "gate_overhead": round(e2e["ours_ms"] / model_ms, 2),
         "gating_saving": round(all_s / gate_s, 2),
-        "gate_images_per_s": round(release_images / release_s, 2),
+        "gate_images_per_s": round(len(list(pipe_folder.iterdir())) / pipelined_s, 2),
         "naive_images_per_s": round(1000 / e2e["naive_ms"], 2),
         "prepare_images_per_s": prep["images_per_s"],
         "prepare_vs_1024_cache": round(prep["images_per_s"] / prep["images_per_s_1024_cache"], 2),
@@ -442,7 +441,6 @@ def run(out_dir: Path) -> dict[str, Any]:
                            "sequential_s": round(sequential_s, 3), "pipelined_s": round(pipelined_s, 3),
                            "pipelined_speedup": round(sequential_s / pipelined_s, 2)},
             "reader_at_1024_cache": read_1024,
-            "gate_folder": {"images": release_images, "seconds": round(release_s, 3), "mode": "all"},
             "prepare": prep,
             "node": node,
             "batch": batch,
@@ -470,7 +468,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| `{key}` | {value} | {op} {target} | {'yes' if met else '**no**'} |")
     lines.append(f"| `fast_runtime` | {result['fast_runtime']} | | |")
     prep = result["details"]["prepare"]
-    gate_images = result["details"]["gate_folder"]["images"]
+    gate_images = result["details"]["pipelining"]["images"]
     lines.append(f"| `gate_images_per_s` | {result['gate_images_per_s']} | | {gate_images} release-like images; "
                  f"the naive path: {result['naive_images_per_s']} |")  # fmt: skip
     at_1024 = prep["images_per_s_1024_cache"]

@@ -133,17 +133,21 @@ def test_bad_inputs_are_rows_with_reasons_and_a_dead_actor_is_survived(
     (folder / "truncated.dcm").write_bytes(data[: len(data) // 2])
     shutil.copyfile(get_testdata_file("test-SR.dcm", download=False), folder / "report.dcm")
     out = tmp_path / "batch"
-    code = batch_main([str(folder), str(folder / "vanished.dcm"), "--models", str(exported_models), "--out", str(out),
-                       "--actors", "1", "--batch-size", "2"])  # fmt: skip
+    uris = [f"local://{folder / 'good.dcm'}", f"local://{folder / 'gone.dcm'}"]  # read through fsspec
+    code = batch_main([str(folder), str(folder / "vanished.dcm"), *uris, "--models", str(exported_models), "--out",
+                       str(out), "--actors", "1", "--batch-size", "2"])  # fmt: skip
     assert code == 1
     assert local_ray.exists(), "the crash-once input should have killed its first actor"
-    rows = {Path(name).name: row for name, row in _rows(out).items()}
+    rows = {Path(name).name: row for name, row in _rows(out).items() if "://" not in name}
     assert rows["good.dcm"]["status"] == rows["crash-once.dcm"]["status"] == "ok"
     assert rows["crash-once.dcm"]["abnormal_probability"] == rows["good.dcm"]["abnormal_probability"]
+    by_uri = _rows(out)
+    assert by_uri[uris[0]]["abnormal_probability"] == rows["good.dcm"]["abnormal_probability"]
+    assert by_uri[uris[1]]["reason_code"] == "not_found"
     for name, code in (("truncated.dcm", "corrupt"), ("report.dcm", "no_pixel_data"), ("vanished.dcm", "not_found")):
         assert rows[name]["status"] == "rejected" and rows[name]["reason_code"] == code, rows[name]
         assert rows[name]["reason"] and rows[name]["abnormal_probability"] is None
-    assert "2 screened, 3 rejected or failed; 5 rows written" in capsys.readouterr().out
+    assert "3 screened, 4 rejected or failed; 7 rows written" in capsys.readouterr().out
 
 
 def test_usage_errors_are_one_line(local_ray, archive: Path, exported_models: Path, tmp_path: Path, capsys) -> None:
@@ -154,6 +158,9 @@ def test_usage_errors_are_one_line(local_ray, archive: Path, exported_models: Pa
     assert batch_main([str(listing), "--models", str(exported_models), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot be read as a list of inputs" in err[0]
+    assert batch_main(["nosuchfs://bucket/a.dcm", "--models", str(exported_models), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: nosuchfs:// inputs:")
 
 
 def test_without_the_scale_extra_it_says_which_to_install(tmp_path: Path) -> None:

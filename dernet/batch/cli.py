@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.batch") ->
         manifest = load_manifest(args.models)  # exit 2 before Ray starts if the export is not there
         if args.address is None:  # the actors run here: what would fail in each of them fails once, now
             _check_runnable(manifest, args)
-        inputs = list_inputs([Path(p) for p in args.inputs], args.out)
+        inputs = list_inputs(args.inputs, args.out)
         _check_filesystems({i.source.split("://")[0] for i in inputs if is_uri(i.source)})
         settings = ScreenSettings(
             models=str(args.models.resolve()), mode=args.mode, threshold=args.threshold, conf=args.conf,

@@ -30,14 +30,16 @@ def is_uri(text: str) -> bool:
     return bool(sep) and scheme.isidentifier() and scheme != "file"
 
 
-def list_inputs(paths: list[Path], out: Path) -> list[BatchInput]:
-    """Every input once, in order: folders searched (the output folder skipped), lists expanded. Raises
-    :class:`MissingFileError` when nothing is found and :class:`UsageError` for a list that cannot be read."""
+def list_inputs(given: list[str], out: Path) -> list[BatchInput]:
+    """Every input once, in order: folders searched (the output folder skipped), lists expanded. ``given`` stays
+    text until it is known to be a path (a Path would fold a URI's '//'). Raises :class:`MissingFileError` when
+    nothing is found and :class:`UsageError` for a list that cannot be read."""
     local: list[Path] = []
     uris: list[str] = []
-    for path in paths:
-        if is_uri(str(path)):
-            uris.append(str(path))
+    for text in given:
+        path = Path(text)
+        if is_uri(text):
+            uris.append(text)
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             for entry in _read_list(path):
                 if is_uri(entry):
@@ -48,7 +50,7 @@ def list_inputs(paths: list[Path], out: Path) -> list[BatchInput]:
             local.append(path)
     found = collect_inputs(local, out)[0] if local else []
     if not found and not uris:
-        raise MissingFileError(f"{', '.join(map(str, paths))}: no inputs found")
+        raise MissingFileError(f"{', '.join(given)}: no inputs found")
     stems = output_stems(found) if found else {}
     inputs = [BatchInput(str(p), display_name(p), _file_key(p), str(stems[p])) for p in found]
     inputs += [BatchInput(uri, uri, uri, _uri_stem(uri)) for uri in dict.fromkeys(uris)]
