@@ -21,6 +21,8 @@ __all__ = ["JobSummary", "run_job"]
 
 @dataclass
 class JobSummary:
+    """What a run did: rows by status, what earlier runs had done, how long, and why it stopped if it did."""
+
     listed: int = 0
     skipped: int = 0  # finished by an earlier run
     statuses: dict[str, int] = field(default_factory=dict)  # of this run's rows
