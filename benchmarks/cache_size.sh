@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Does the cache size change accuracy? The demo's recipe trained twice on one phantom (1024 px originals, so that
-# neither cache is upsampled): from a cache at the demo detector's input size (384) and at twice that (768).
+# neither cache is upsampled): from a cache at the demo detector's input size (384) and at twice that (768); then
+# each pair of models served from the other cache too.
 # `bash benchmarks/cache_size.sh [OUT]` (after `make install`; about 40 minutes on 2 cores) writes OUT/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,18 +28,37 @@ for size in 384 768; do
         --data "$run/prepared" --models "$run/export"
     $PY -m dernet.evaluation --models "$run/export" --data "$run/prepared" --split test --out "$run/evaluation"
 done
+# The same models served from the other cache: the preprocessing's own effect, without training's run-to-run spread
+for pair in "384 768" "768 384"; do
+    set -- $pair
+    served="$OUT/$1/export_at_$2"
+    [ -f "$OUT/$1/evaluation_at_$2/evaluation_test.json" ] && continue
+    rm -rf "$served" && cp -r "$OUT/$1/export" "$served"
+    $PY - "$served" "$2" <<'PY'
+import dataclasses, sys
+from dernet.deploy.manifest import read_manifest_file, write_manifest_file
+folder, side = sys.argv[1], int(sys.argv[2])
+manifest = read_manifest_file(folder)
+preprocessing = dataclasses.replace(manifest.preprocessing, cache_long_side=side)
+write_manifest_file(folder, dataclasses.replace(manifest, preprocessing=preprocessing))
+PY
+    $PY -m dernet.evaluation --models "$served" --data "$OUT/$2/prepared" --split test --out "$OUT/$1/evaluation_at_$2"
+done
 $PY - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-lines = ["| cache long side | ensemble AUROC (test, 95% CI) | mAP@0.5 gate / all (test) |", "|---|---|---|"]
-for size in (384, 768):
-    result = json.loads((out / str(size) / "evaluation" / "evaluation_test.json").read_text())
+lines = ["| trained from cache | served from cache | ensemble AUROC (test, 95% CI) | mAP@0.5 gate / all (test) |",
+         "|---|---|---|---|"]
+for trained, served in ((384, 384), (384, 768), (768, 768), (768, 384)):
+    folder = "evaluation" if trained == served else f"evaluation_at_{served}"
+    result = json.loads((out / str(trained) / folder / "evaluation_test.json").read_text())
     ensemble = result["models"]["ensemble"]
     low, high = ensemble["ci95"]["auroc"]
     maps = " / ".join(f"{100 * result['detection'][mode]['map50']:.2f}" for mode in ("gate", "all"))
-    lines.append(f"| {size} | {100 * ensemble['metrics']['auroc']:.2f} ({100 * low:.1f}-{100 * high:.1f}) | {maps} |")
+    auroc = f"{100 * ensemble['metrics']['auroc']:.2f} ({100 * low:.1f}-{100 * high:.1f})"
+    lines.append(f"| {trained} | {served} | {auroc} | {maps} |")
 (out / "summary.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
