@@ -21,12 +21,14 @@ SPLIT ?= test
 FOLDS ?= 5
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
+DETECTOR_CONFIG := $(or $(CONFIG),configs/detectors/faster_rcnn_r50_fpn.yaml)
+DETECTOR_CKPT ?= runs/detectors/$(basename $(notdir $(DETECTOR_CONFIG)))/checkpoints/best.ckpt
 ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
 EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo export-onnx evaluate gate explain serve node batch bench clean
+	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector export-onnx evaluate gate explain serve node batch bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -77,6 +79,12 @@ train-yolo: install ## train the lesion detector from $(YOLO_CONFIG) (CONFIG=...
 evaluate-yolo: install ## detector AP@0.5 per class + mAP on SPLIT (default test) for YOLO_WEIGHTS
 	$(PY) -m yolo_spine.evaluate --weights $(YOLO_WEIGHTS) --data $(PREPARED) --split $(SPLIT)
 
+train-detector: install ## a torchvision detector: make train-detector CONFIG=configs/detectors/retinanet_r50_fpn.yaml [ARGS=...]
+	$(PY) -m dernet.detectors fit --config $(DETECTOR_CONFIG) $(ARGS)
+evaluate-detector: install ## its AP@0.5 per class + mAP on SPLIT (CONFIG= names the run, or DETECTOR_CKPT=path)
+	$(PY) -m dernet.detectors.evaluate --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --split $(SPLIT)
+export-detector: install ## it to verified ONNX as $(EXPORT)'s detector (CONFIG= names the run, or DETECTOR_CKPT=path)
+	$(PY) -m dernet.detectors.export --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --models $(EXPORT)
 export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (verified); QUANTIZE="int8 openvino-bf16"
 	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --weights $(YOLO_WEIGHTS) --data $(PREPARED) \
 		--models $(EXPORT) $(if $(QUANTIZE),--quantize $(QUANTIZE))

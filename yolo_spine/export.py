@@ -17,10 +17,17 @@ import numpy as np
 
 from dernet.classes import CLASS_NAMES
 from dernet.cliutil import add_conf, add_data, add_models, probability, run_command
-from dernet.deploy.detection import Detections, cxcywh_to_xyxy, decode_detections
+from dernet.deploy.detection import cxcywh_to_xyxy, decode_detections
 from dernet.deploy.manifest import DetectorSpec, Preprocessing, install_model_file, update_manifest
 from dernet.errors import MissingFileError, UsageError, require_extra
-from dernet.export.verify import ExportVerificationError, check_onnx, ort_session
+from dernet.export.verify import (
+    IOU_MATCH,
+    SCORE_TOLERANCE,
+    ExportVerificationError,
+    check_onnx,
+    match_detections,
+    ort_session,
+)
 from dernet.imaging import detector_array
 
 from .glue import quiet_ultralytics, yolo_model
@@ -28,7 +35,6 @@ from .options import OPTIONS_FILE, SpineOptions, add_weights
 
 __all__ = ["export_detector", "main"]
 
-IOU_MATCH, SCORE_TOLERANCE = 0.99, 1e-3  # a PyTorch box must have an ONNX twin this close
 NMS_REASON = (
     "NMS at run time (OpenCV NMSBoxesBatched, class-aware): a graph with NMS bakes in one confidence threshold, "
     "and evaluation needs 0.001 while screening uses the manifest's default"
@@ -118,7 +124,9 @@ def _verify(model, onnx_path: Path, inputs: list[np.ndarray], conf: float, iou: 
         expected = (raw[0] if isinstance(raw, (list, tuple)) else raw).numpy()[0]
         got = session.run(None, {session.get_inputs()[0].name: tensor})[0][0]
         _compare_anchors(expected, got, onnx_path)
-        matched += _match(decode_detections(expected, conf, iou), decode_detections(got, conf, iou), conf, onnx_path)
+        matched += match_detections(
+            decode_detections(expected, conf, iou), decode_detections(got, conf, iou), conf, onnx_path
+        )
     return matched
 
 
@@ -143,24 +151,6 @@ def _iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
-
-
-def _match(expected: Detections, got: Detections, conf: float, path: Path) -> int:
-    import torch
-    from torchvision.ops import box_iou
-
-    # A box scoring within the tolerance of the threshold may fall on either side of it: not a disagreement.
-    for i in np.flatnonzero(expected.scores >= conf + SCORE_TOLERANCE):
-        same_class = got.classes == expected.classes[i]
-        ious = box_iou(torch.from_numpy(expected.boxes[i : i + 1]), torch.from_numpy(got.boxes[same_class]))[0].numpy()
-        close = np.abs(got.scores[same_class] - expected.scores[i]) <= SCORE_TOLERANCE
-        if not (close & (ious >= IOU_MATCH)).any():
-            raise ExportVerificationError(
-                f"{path}: the PyTorch box {expected.boxes[i].round(1).tolist()} (class {expected.classes[i]}, score "
-                f"{expected.scores[i]:.4f}) has no ONNX Runtime twin (IoU >= {IOU_MATCH}, score within "
-                f"{SCORE_TOLERANCE}); not exported"
-            )
-    return int((expected.scores >= conf + SCORE_TOLERANCE).sum())
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser) -> None:

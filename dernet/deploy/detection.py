@@ -1,6 +1,9 @@
-"""The detector's raw ONNX output to boxes: confidence filter, then class-aware NMS with OpenCV.
+"""The detector's raw ONNX output to boxes.
 
-NMS runs here, not in the graph: Ultralytics' embedded NMS bakes one confidence threshold into the file, and
+YOLO's graphs end before NMS (:func:`decode_detections`: confidence filter, then class-aware NMS with OpenCV);
+torchvision's end after their own post-processing (:func:`decode_torchvision`: confidence filter only).
+
+For YOLO, NMS runs here, not in the graph: Ultralytics' embedded NMS bakes one confidence threshold into the file, and
 evaluation needs 0.001 while screening wants 0.25. One best class per anchor and class-aware NMS is what
 Ultralytics' own ``non_max_suppression`` does by default (multi_label=False, agnostic=False).
 """
@@ -12,7 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Detections", "cxcywh_to_xyxy", "decode_detections"]
+__all__ = ["TORCHVISION_LAYOUT", "YOLO_KIND", "Detections", "cxcywh_to_xyxy", "decode_detections", "decode_torchvision"]
+
+YOLO_KIND = "yolo"  # the manifest's detector kind for Ultralytics graphs; torchvision's carry their arch
+TORCHVISION_LAYOUT = "boxes [K, 4] x1 y1 x2 y2 in input pixels, labels [K] (class id + 1), scores [K] >= 0.001"
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,16 @@ def decode_detections(raw: np.ndarray, conf: float, iou: float, max_det: int = 3
     kept = kept[np.argsort(-scores[candidates[kept]], kind="stable")][:max_det]
     keep = candidates[kept]
     return Detections(corners[kept].astype(np.float32), scores[keep].astype(np.float32), classes[keep].astype(np.int64))
+
+
+def decode_torchvision(outputs: list[np.ndarray], conf: float, max_det: int = 300) -> Detections:
+    """A torchvision graph's (boxes, labels, scores), already through its NMS: the boxes scoring >= ``conf``, best
+    first, labels back to class ids (label 0, torchvision's background, is never a lesion)."""
+    boxes, labels, scores = (np.asarray(a) for a in outputs[:3])
+    keep = (scores >= conf) & (labels > 0)
+    order = np.argsort(-scores[keep], kind="stable")[:max_det]
+    return Detections(
+        boxes[keep][order].reshape(-1, 4).astype(np.float32),
+        scores[keep][order].astype(np.float32),
+        labels[keep][order].astype(np.int64) - 1,
+    )

@@ -122,6 +122,7 @@ class DetectorSpec:
     output_layout: str = "[1, 4 + classes, anchors]: cx, cy, w, h in input pixels, then class scores"
     verified_boxes: int | None = None  # boxes matched ONNX Runtime to PyTorch after NMS on the export's check
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime variants (export/variants.py)
+    kind: str = "yolo"  # yolo (raw anchors: NMS at run time) | a torchvision arch (faster_rcnn, retinanet, ...)
 
 
 @dataclass(frozen=True)

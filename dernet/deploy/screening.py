@@ -25,12 +25,12 @@ from ..imaging import (
     ImageReadError,
     Letterbox,
     Source,
+    canvas_to_original,
     classifier_array,
     detector_array,
     load_windowed,
-    scale_boxes,
 )
-from .detection import Detections, decode_detections
+from .detection import YOLO_KIND, Detections, decode_detections, decode_torchvision
 from .engines import RuntimeOptions, load_model
 from .isolation import IsolatedReader, IsolationLimits
 from .manifest import Manifest, Rejection, load_manifest
@@ -258,8 +258,7 @@ class Screener:
 
         detections = None
         if result.mode != "gate" or result.probability >= threshold:
-            raw = self.detector(prepared.detector_input)[0]
-            detections = decode_detections(raw, conf, m.detector.iou, m.detector.max_det)
+            detections = self._detect(prepared.detector_input, conf)
             detections = detections.keep(kept_by_mode(result.mode, result.probability, threshold, detections.scores))
         t_det = time.perf_counter()
 
@@ -271,12 +270,18 @@ class Screener:
         timings["total"] = round(timings["read"] + timings["preprocess"] + timings["classify"] + timings["detect"], 1)
         return result
 
+    def _detect(self, canvas: np.ndarray, conf: float) -> Detections:
+        """The detector's boxes on the canvas, decoded as its kind needs (YOLO: NMS here; torchvision: in the graph)."""
+        spec, outputs = self.manifest.detector, self.detector(canvas)
+        if spec.kind == YOLO_KIND:
+            return decode_detections(outputs[0], conf, spec.iou, spec.max_det)
+        return decode_torchvision(outputs, conf, spec.max_det)
+
     def _findings(
         self, detections: Detections, geometry: Letterbox, det_size: tuple[int, int], meta: ImageMeta
     ) -> list[Finding]:
         """Boxes from the letterboxed canvas to the detector image, then to the original image's pixels."""
-        on_image = geometry.to_original(detections.boxes, det_size)
-        original = scale_boxes(on_image, det_size, (meta.width, meta.height))
+        original = canvas_to_original(detections.boxes, geometry, det_size, (meta.width, meta.height))
         names = self.manifest.detector.class_names
         return [
             Finding(names[int(c)], int(c), round(float(s), 5), [round(float(v), 1) for v in box])

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..cliutil import add_data, add_models, run_command
+from ..deploy.detection import YOLO_KIND
 from ..deploy.engines import RuntimeOptions, load_model
 from ..deploy.manifest import (
     Manifest,
@@ -175,6 +176,13 @@ def make_variant_files(
     if missing:
         raise MissingExtraError(missing[0], "openvino")
     manifest = load_manifest(models)
+    if manifest.detector.kind != YOLO_KIND:
+        # torchvision's graphs hold their NMS and top-k loops: neither int8 calibration nor OpenVINO has been
+        # checked on them, so no variant is offered rather than one that might quietly differ
+        raise UsageError(
+            f"{models}: runtime variants are made for YOLO detectors only; this export's detector is "
+            f"{manifest.detector.kind} (fp32 only): export without --quantize"
+        )
     int8 = {}
     if any(VARIANTS[v].file_precision == "int8" for v in variants):
         for role, spec in (("classifier", manifest.classifier), ("detector", manifest.detector)):

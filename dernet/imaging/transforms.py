@@ -12,6 +12,7 @@ __all__ = [
     "ClaheParams",
     "Letterbox",
     "apply_clahe",
+    "canvas_to_original",
     "classifier_array",
     "classifier_canvas",
     "detector_array",
@@ -113,6 +114,14 @@ class Letterbox:
         """The part of a canvas-sized array (a heatmap, say) that covers the letterboxed image of size (w, h)."""
         x, y = round(self.pad_x), round(self.pad_y)
         return canvas_map[y : y + image_size[1], x : x + image_size[0]]
+
+
+def canvas_to_original(
+    boxes: np.ndarray, geometry: Letterbox, image_size: tuple[int, int], original_size: tuple[int, int]
+) -> np.ndarray:
+    """Detector boxes on the letterboxed canvas to the original image's pixels: off the canvas onto the resized image
+    of size (w, h) ``image_size``, then up to ``original_size``. The gate and every detector's evaluation use it."""
+    return scale_boxes(geometry.to_original(boxes, image_size), image_size, original_size)
 
 
 def model_input(windowed: np.ndarray, long_side: int, clahe: ClaheParams = DEFAULT_CLAHE) -> np.ndarray:

@@ -1,0 +1,209 @@
+"""torchvision detection models for the 7 lesion classes, with pretrained weights that never make anyone wait.
+
+Label 0 is torchvision's background (Faster R-CNN) and is never a target (RetinaNet), so lesion class k is label
+k + 1 in both: one decoding for both in the gate (:func:`dernet.deploy.detection.decode_torchvision`).
+
+``pretrained``: ``coco`` (the whole detector, COCO-trained, its class head replaced: the papers' start), ``imagenet``
+(the backbone only) or null. Weights already in the torch hub cache (``$TORCH_HOME/hub/checkpoints``) or given by
+``pretrained_path`` are used from disk; otherwise torchvision downloads them, and if that fails (offline,
+unreachable) one warning and random weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights
+from torchvision.models.detection import (
+    FasterRCNN,
+    FasterRCNN_ResNet50_FPN_V2_Weights,
+    FasterRCNN_ResNet50_FPN_Weights,
+    RetinaNet,
+    RetinaNet_ResNet50_FPN_V2_Weights,
+    RetinaNet_ResNet50_FPN_Weights,
+    fasterrcnn_resnet50_fpn,
+    fasterrcnn_resnet50_fpn_v2,
+    retinanet_resnet50_fpn,
+    retinanet_resnet50_fpn_v2,
+)
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetClassificationHead
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from ..classes import CLASS_NAMES
+from ..config import ConfigError
+from ..ensemble.backbones import DOWNLOAD_ERRORS, PretrainedWeightsWarning
+from ..errors import MissingFileError
+
+__all__ = ["ARCHITECTURES", "BACKBONES", "PRETRAINED", "build_detector"]
+
+ARCHITECTURES = ("faster_rcnn", "faster_rcnn_v2", "retinanet", "retinanet_v2")
+BACKBONES = ("resnet50", "resnet34", "resnet18")
+PRETRAINED = ("coco", "imagenet", None)
+NUM_LABELS = len(CLASS_NAMES) + 1  # background / unused label 0, then the 7 lesion classes
+# torchvision's builders for a ResNet-50 FPN (the papers' models) and their COCO weights.
+RESNET50_BUILDERS = {
+    "faster_rcnn": (fasterrcnn_resnet50_fpn, FasterRCNN_ResNet50_FPN_Weights.COCO_V1),
+    "faster_rcnn_v2": (fasterrcnn_resnet50_fpn_v2, FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+    "retinanet": (retinanet_resnet50_fpn, RetinaNet_ResNet50_FPN_Weights.COCO_V1),
+    "retinanet_v2": (retinanet_resnet50_fpn_v2, RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1),
+}
+IMAGENET = {"resnet50": ResNet50_Weights.IMAGENET1K_V1, "resnet34": ResNet34_Weights.IMAGENET1K_V1,
+            "resnet18": ResNet18_Weights.IMAGENET1K_V1}  # fmt: skip
+
+
+def build_detector(
+    arch: str,
+    backbone: str,
+    imgsz: int,
+    train_sizes: tuple[int, ...] = (),
+    pretrained: str | None = None,
+    pretrained_path: str | None = None,
+    trainable_backbone_layers: int = 3,
+    anchor_sizes: tuple[int, ...] | None = None,
+    **head_options: int,
+) -> nn.Module:
+    """A torchvision detector for [3, imgsz, imgsz] canvases, 8 labels (0 unused), scoring every box >= 0.001.
+
+    ``train_sizes``: square sizes drawn per batch in training (multi-scale; torchvision's transform rescales the
+    canvas); evaluation and export run at ``imgsz``. ``anchor_sizes``: the anchor size of each of the 5 FPN levels
+    (None: torchvision's 32-512 px; lesions under about 20 px of the canvas need smaller ones). ``head_options``:
+    torchvision's own keyword arguments (rpn_post_nms_top_n_train, box_batch_size_per_image, ...), unchanged.
+    """
+    _check_choice("arch", arch, ARCHITECTURES)
+    _check_choice("backbone", backbone, BACKBONES)
+    _check_choice("pretrained", pretrained, PRETRAINED)
+    if backbone != "resnet50" and (arch.endswith("_v2") or pretrained == "coco"):
+        raise ConfigError(
+            f"backbone {backbone}: torchvision has COCO weights and v2 models for resnet50 only; use resnet50, or "
+            "pretrained: imagenet / null with arch faster_rcnn or retinanet"
+        )
+    if any(size > imgsz for size in train_sizes):
+        raise ConfigError(
+            f"train_sizes {list(train_sizes)}: each must be at most imgsz {imgsz} (a larger one only upsamples the "
+            "canvas); raise imgsz (and the cache's long side) instead"
+        )
+    sizes = tuple(s for s in train_sizes if s != imgsz) + (imgsz,)  # the last one is the size evaluation uses
+    score = {"box_score_thresh": 0.001} if arch.startswith("faster_rcnn") else {"score_thresh": 0.001}
+    options = dict(min_size=sizes, max_size=max(sizes), **score, **head_options)
+    options["box_detections_per_img" if arch.startswith("faster_rcnn") else "detections_per_img"] = 300
+    if anchor_sizes is not None:
+        options.update(_anchors(arch, tuple(anchor_sizes)))
+    if backbone == "resnet50":
+        model = _resnet50_detector(arch, pretrained, pretrained_path, trainable_backbone_layers, options)
+    else:
+        model = _small_detector(arch, backbone, pretrained, trainable_backbone_layers, options)
+    if pretrained_path and backbone != "resnet50":
+        _load_state(model, pretrained_path)
+    return model
+
+
+def _resnet50_detector(arch: str, pretrained: str | None, path: str | None, trainable: int, options: dict) -> nn.Module:
+    builder, coco = RESNET50_BUILDERS[arch]
+    if path:
+        model = builder(weights=None, weights_backbone=None, num_classes=NUM_LABELS,
+                        trainable_backbone_layers=trainable, **options)  # fmt: skip
+        _load_state(model, path)
+        return model
+    if pretrained == "coco":
+        model = _with_weights(
+            lambda w: builder(weights=w, weights_backbone=None, trainable_backbone_layers=trainable, **options),
+            lambda: builder(weights=None, weights_backbone=None, trainable_backbone_layers=trainable, **options),
+            coco,
+            f"{arch} COCO weights",
+        )
+        return _replace_class_head(model)
+    backbone = IMAGENET["resnet50"] if pretrained == "imagenet" else None
+    return _with_weights(
+        lambda w: builder(weights=None, weights_backbone=w, num_classes=NUM_LABELS,
+                          trainable_backbone_layers=trainable, **options),  # fmt: skip
+        lambda: builder(weights=None, weights_backbone=None, num_classes=NUM_LABELS,
+                        trainable_backbone_layers=trainable, **options),  # fmt: skip
+        backbone,
+        "resnet50 ImageNet weights",
+    )
+
+
+def _small_detector(arch: str, backbone: str, pretrained: str | None, trainable: int, options: dict) -> nn.Module:
+    """A ResNet-18/34 FPN detector (the MRI paper's RetinaNet; the demo's lighter models)."""
+
+    def make(weights):
+        if arch == "retinanet":
+            fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable,
+                                      returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))  # fmt: skip
+            return RetinaNet(fpn, num_classes=NUM_LABELS, **options)
+        fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable)
+        return FasterRCNN(fpn, num_classes=NUM_LABELS, **options)
+
+    if pretrained != "imagenet":
+        return make(None)
+    return _with_weights(make, lambda: make(None), IMAGENET[backbone], f"{backbone} ImageNet weights")
+
+
+def _anchors(arch: str, sizes: tuple[int, ...]) -> dict[str, AnchorGenerator]:
+    """torchvision's anchor layout at other sizes: 3 ratios per level (Faster R-CNN), 3 ratios x 3 octave scales
+    (RetinaNet); the same number per location as the defaults, so COCO heads still fit."""
+    if len(sizes) != 5:
+        raise ConfigError(
+            f"anchor_sizes {list(sizes)}: give one size per FPN level, 5 in all (e.g. [16, 32, 64, 128, 256])"
+        )
+    ratios = ((0.5, 1.0, 2.0),) * 5
+    if arch.startswith("faster_rcnn"):
+        return {"rpn_anchor_generator": AnchorGenerator(tuple((s,) for s in sizes), ratios)}
+    octaves = tuple((s, s * 2 ** (1 / 3), s * 2 ** (2 / 3)) for s in sizes)
+    return {"anchor_generator": AnchorGenerator(octaves, ratios)}
+
+
+def _with_weights(build, build_random, weights, what: str) -> nn.Module:
+    """``build(weights)``; torchvision reads them from the hub cache, else downloads; a failed download warns."""
+    if weights is None:
+        return build_random()
+    try:
+        return build(weights)
+    except DOWNLOAD_ERRORS as err:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        warnings.warn(
+            f"{what} are not on this machine ({cached}) and could not be downloaded ({type(err).__name__}); "
+            "training from random weights (put the file there, or set pretrained_path, to avoid this)",
+            PretrainedWeightsWarning,
+            stacklevel=3,
+        )
+        return build_random()
+
+
+def _replace_class_head(model: nn.Module) -> nn.Module:
+    """COCO's 91-class head swapped for ours (8 labels); the rest of the COCO detector is kept."""
+    if isinstance(model, FasterRCNN):
+        in_features = model.roi_heads.box_predictor.cls_score.in_features
+        model.roi_heads.box_predictor = FastRCNNPredictor(in_features, NUM_LABELS)
+    else:
+        first = model.head.classification_head.conv[0]  # conv, [GroupNorm (v2)], ReLU
+        norm = partial(nn.GroupNorm, 32) if len(first) > 2 else None
+        model.head.classification_head = RetinaNetClassificationHead(
+            first[0].in_channels, model.anchor_generator.num_anchors_per_location()[0], NUM_LABELS, norm_layer=norm
+        )
+    return model
+
+
+def _load_state(model: nn.Module, path: str) -> None:
+    """A state dict (or a Lightning checkpoint holding one under ``model.``) of the same architecture."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path}: pretrained_path does not exist; fix the path or set it to null")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if len(missing) > len(state) // 2:
+        raise ConfigError(f"{path}: these weights do not fit this detector ({len(missing)} tensors missing)")
+
+
+def _check_choice(key: str, value, choices: tuple) -> None:
+    if value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        raise ConfigError(f"{key} must be one of {shown}, got '{value}'")
