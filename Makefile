@@ -28,7 +28,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector export-onnx evaluate gate explain serve node batch bench clean
+	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors export-onnx evaluate gate explain serve node batch bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ evaluate-detector: install ## its AP@0.5 per class + mAP on SPLIT (CONFIG= names
 	$(PY) -m dernet.detectors.evaluate --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --split $(SPLIT)
 export-detector: install ## it to verified ONNX as $(EXPORT)'s detector (CONFIG= names the run, or DETECTOR_CKPT=path)
 	$(PY) -m dernet.detectors.export --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --models $(EXPORT)
+compare-detectors: install ## one table on SPLIT: YOLO11, each of DETECTORS (best.ckpt files) and their WBF -> runs/compare/
+	$(PY) -m dernet.detectors.compare --yolo $(YOLO_WEIGHTS) --detectors $(or $(DETECTORS),$(wildcard \
+		runs/detectors/*/checkpoints/best.ckpt)) --data $(PREPARED) --split $(SPLIT) --out $(or $(OUT),runs/compare)
 export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (verified); QUANTIZE="int8 openvino-bf16"
 	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --weights $(YOLO_WEIGHTS) --data $(PREPARED) \
 		--models $(EXPORT) $(if $(QUANTIZE),--quantize $(QUANTIZE))

@@ -223,3 +223,42 @@ def test_quantizing_a_torchvision_detector_is_refused_in_one_line(
     err = capsys.readouterr().err.strip()
     assert "YOLO detectors only" in err and "retinanet" in err and len(err.splitlines()) == 1
     assert (exported_detectors["retinanet"] / "manifest.json").read_text() == manifest  # nothing changed
+
+
+def test_wbf_averages_overlapping_boxes_by_weight_and_keeps_the_rest() -> None:
+    from dernet.deploy.fusion import fuse_detections
+
+    a = Detections(np.array([[10, 10, 50, 50], [200, 200, 240, 240]], np.float32), np.array([0.9, 0.6], np.float32),
+                   np.array([0, 3]))  # fmt: skip
+    b = Detections(np.array([[14, 14, 54, 54]], np.float32), np.array([0.9], np.float32), np.array([0]))
+    fused = fuse_detections([a, b], (256, 256), weights=(3.0, 1.0), iou_thr=0.5)
+    assert len(fused) == 2 and list(fused.classes) == [0, 3] and np.all(np.diff(fused.scores) <= 0)
+    np.testing.assert_allclose(fused.boxes[0], [11, 11, 51, 51], atol=0.01)  # 3:1 towards a's box
+    assert fused.scores[1] < 0.6  # found by one model of two: WBF lowers its confidence
+    assert len(fuse_detections([a, b], (256, 256), (1.0, 1.0), iou_thr=0.95)) == 3  # too far apart to merge
+
+
+def test_comparison_table_fuses_with_weights_chosen_on_val_only(
+    trained_detectors: dict[str, Path], prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dernet.detectors import compare
+
+    splits_seen: list[set[str]] = []
+    choose = compare.choose_fusion
+
+    def spy(val_per_model):
+        splits_seen.append({s.image_id for samples in val_per_model for s in samples})
+        return choose(val_per_model)
+
+    monkeypatch.setattr(compare, "choose_fusion", spy)
+    checkpoints = list(trained_detectors.values())
+    args = ["--detectors", *map(str, checkpoints), "--data", str(prepared_dir), "--split", "test",
+            "--out", str(tmp_path), "--no-latency"]  # fmt: skip
+    assert compare.main(args) == 0
+    table = read_table(prepared_dir)
+    assert splits_seen == [set(split_rows(table, "val").image_id)]  # chosen on val, never on test
+    result = json.loads((tmp_path / "comparison_test.json").read_text())
+    assert list(result["map50"]) == ["Faster R-CNN", "RetinaNet", "WBF (all)"]
+    assert result["images"] == len(split_rows(table, "test")) and result["fusion"]["chosen_on"] == "val"
+    assert "LT2 Disc space narrowing" in (tmp_path / "comparison_test.md").read_text()
+    assert compare.main([*args[:-3], "--split", "val", "--out", str(tmp_path)]) == 2  # reporting val is refused

@@ -28,7 +28,7 @@ from dernet.imaging import ClaheParams, model_input
 from .glue import yolo_model
 from .options import SpineOptions, add_weights
 
-__all__ = ["evaluate_detector", "format_table", "main"]
+__all__ = ["evaluate_detector", "format_table", "main", "predict_samples"]
 
 
 def evaluate_detector(
@@ -52,7 +52,7 @@ def evaluate_detector(
     options = SpineOptions.for_run(run_dir, data_dir)
     model = yolo_model(weights)
     imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
-    samples = _predict(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
+    samples = predict_samples(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
     result = average_precision_50(samples, CLASS_NAMES)
     result.update(split=split, images=len(samples), imgsz=imgsz, conf=conf, weights=str(weights))
     if ultralytics_val:
@@ -75,7 +75,9 @@ def evaluate_detector(
     return result
 
 
-def _predict(model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams) -> list:
+def predict_samples(
+    model, data_dir: Path, split: str, imgsz: int, conf: float, iou: float, clahe: ClaheParams
+) -> list:
     """One :class:`dernet.metrics.DetectionSample` per image of ``split``."""
     from dernet.datasets.cached import read_cached_image
     from dernet.datasets.tables import read_table, split_rows

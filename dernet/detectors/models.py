@@ -34,6 +34,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.retinanet import RetinaNetClassificationHead
+from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..classes import CLASS_NAMES
@@ -134,11 +135,15 @@ def _small_detector(arch: str, backbone: str, pretrained: str | None, trainable:
     """A ResNet-18/34 FPN detector (the MRI paper's RetinaNet; the demo's lighter models)."""
 
     def make(weights):
+        # Frozen batch norm (resnet_fpn_backbone's default) keeps pretrained statistics; from random weights it is
+        # the identity and training barely moves, so those train ordinary batch norm (as torchvision's R50 builders).
+        norm = FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d
         if arch == "retinanet":
             fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable,
-                                      returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))  # fmt: skip
+                                      returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256),
+                                      norm_layer=norm)  # fmt: skip
             return RetinaNet(fpn, num_classes=NUM_LABELS, **options)
-        fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable)
+        fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable, norm_layer=norm)
         return FasterRCNN(fpn, num_classes=NUM_LABELS, **options)
 
     if pretrained != "imagenet":
