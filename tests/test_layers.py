@@ -36,6 +36,7 @@ LAYERS = {
     "yolo_spine.evaluate": 4,
     "dernet.detectors.evaluate": 4,
     "dernet.detectors.export": 4,
+    "dernet.detectors.compare": 4,
     "dernet.gate": 5,
     "dernet.web": 5,
     "dernet.dicom_results": 5,

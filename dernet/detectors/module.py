@@ -7,10 +7,13 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
+from ..config import ConfigError
 from ..imaging import ClaheParams
 from .models import build_detector
 
-__all__ = ["LesionDetector"]
+__all__ = ["OPTIMIZERS", "LesionDetector"]
+
+OPTIMIZERS = ("sgd", "adamw")
 
 
 class LesionDetector(pl.LightningModule):
@@ -25,9 +28,10 @@ class LesionDetector(pl.LightningModule):
         pretrained_path: a local weights file to start from instead (a state dict or a checkpoint of this model).
         trainable_backbone_layers: ResNet stages trained (0..5); torchvision's default is 3.
         anchor_sizes: anchor size per FPN level, 5 in all (null: torchvision's 32..512 px).
-        lr: SGD learning rate at batch 16 (the papers'); scaled linearly to the data's batch size.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
+        optimizer: sgd (the papers') | adamw (faster from random weights: the CPU demo's).
+        lr: learning rate at batch 16 (the papers'); scaled linearly to the data's batch size.
+        momentum: SGD momentum (adamw: unused).
+        weight_decay: weight decay.
         warmup_steps: linear warm-up from lr/1000, in optimizer steps.
         milestones: optimizer steps at which the learning rate is multiplied by gamma.
         gamma: the learning-rate factor at each milestone.
@@ -46,6 +50,7 @@ class LesionDetector(pl.LightningModule):
         pretrained_path: str | None = None,
         trainable_backbone_layers: int = 3,
         anchor_sizes: list[int] | None = None,
+        optimizer: str = "sgd",
         lr: float = 0.02,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
@@ -57,6 +62,8 @@ class LesionDetector(pl.LightningModule):
         box_batch_size_per_image: int | None = None,
     ) -> None:
         super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{optimizer}'")
         self.save_hyperparameters()
         heads = {"rpn_post_nms_top_n_train": rpn_post_nms_top_n_train,
                  "box_batch_size_per_image": box_batch_size_per_image}  # fmt: skip
@@ -101,7 +108,10 @@ class LesionDetector(pl.LightningModule):
         h = self.hparams
         lr = h.lr * h.batch_size / 16  # the linear scaling rule, from the papers' batch of 16
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=lr, momentum=h.momentum, weight_decay=h.weight_decay)
+        if h.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=lr, momentum=h.momentum, weight_decay=h.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=h.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, StepSchedule(h.warmup_steps, h.milestones, h.gamma))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
