@@ -44,8 +44,7 @@ class MissingExtraError(UserError, ImportError):
 # Top-level modules of the optional extras (pyproject.toml) and the extra that brings each. The base install
 # (numpy, OpenCV, pydicom, Pillow, PyYAML, tqdm) screens; everything else is an extra.
 _TRAIN_MODULES = ("torch", "torchvision", "timm", "pytorch_lightning", "jsonargparse", "albumentations", "ultralytics",
-                  "onnx", "pycocotools", "sklearn", "pandas", "matplotlib", "pytorch_grad_cam", "ensemble_boxes",
-                  "numba")  # fmt: skip
+                  "onnx", "pycocotools", "sklearn", "pandas", "matplotlib", "pytorch_grad_cam")  # fmt: skip
 EXTRA_OF_MODULE = {
     **dict.fromkeys(_TRAIN_MODULES, "train"),
     **dict.fromkeys(("fastapi", "starlette", "uvicorn", "multipart"), "web"),
@@ -53,6 +52,8 @@ EXTRA_OF_MODULE = {
     "openvino": "openvino",
     "highdicom": "dicom",
     "pynetdicom": "dicom",
+    "ensemble_boxes": "fusion",
+    "numba": "fusion",
     "ray": "scale",
     "pyarrow": "scale",
 }

@@ -230,7 +230,7 @@ def test_quantizing_a_torchvision_detector_is_refused_in_one_line(
 
 
 def test_wbf_averages_overlapping_boxes_by_weight_and_keeps_the_rest() -> None:
-    from dernet.detectors.fusion import fuse_detections
+    from dernet.deploy.fusion import fuse_detections
 
     a = Detections(np.array([[10, 10, 50, 50], [200, 200, 240, 240]], np.float32), np.array([0.9, 0.6], np.float32),
                    np.array([0, 3]))  # fmt: skip
@@ -266,3 +266,41 @@ def test_comparison_table_fuses_with_weights_chosen_on_val_only(
     assert result["images"] == len(split_rows(table, "test")) and result["fusion"]["chosen_on"] == "val"
     assert "LT2 Disc space narrowing" in (tmp_path / "comparison_test.md").read_text()
     assert compare.main([*args[:-3], "--split", "val", "--out", str(tmp_path)]) == 2  # reporting val is refused
+
+
+def test_box_fusion_in_the_gate_is_chosen_on_val_and_fuses_every_exported_detector(
+    exported_detectors: dict[str, Path], trained_detectors: dict[str, Path], prepared_dir: Path,
+    phantom_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:  # fmt: skip
+    from dernet.deploy.fusion import fuse_detections
+    from dernet.detectors.export import main as export_main
+    from dernet.detectors.fuse import main as fuse_main
+    from dernet.gate.cli import main as gate_main
+
+    folder = tmp_path / "export"
+    shutil.copytree(exported_detectors["faster_rcnn"], folder)  # Faster R-CNN is its detector; add RetinaNet
+    dicom = phantom_dir / "test_images" / f"{split_rows(read_table(prepared_dir), 'test').image_id.iloc[0]}.dicom"
+    assert gate_main([str(dicom), "--models", str(folder), "--out", str(tmp_path / "no"), "--wbf"]) == 2
+    assert "no box fusion chosen" in capsys.readouterr().err
+    assert export_main(["--checkpoint", str(trained_detectors["retinanet"]), "--data", str(prepared_dir),
+                        "--models", str(folder), "--conf", "0.01", "--add"]) == 0  # fmt: skip
+    assert fuse_main(["--models", str(folder), "--data", str(prepared_dir)]) == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [d["kind"] for d in manifest["detectors"]] == ["retinanet"] and manifest["detector"]["kind"] == "faster_rcnn"
+    fusion = manifest["fusion"]
+    assert len(fusion["weights"]) == 2 and fusion["chosen_on"]["split"] == "val"
+    assert fusion["chosen_on"]["images"] == len(split_rows(read_table(prepared_dir), "val"))
+
+    with Screener(folder, variant="fp32", fuse=True) as fused, Screener(folder, variant="fp32") as single:
+        got = fused.screen(dicom, mode="all", conf=0.001)
+        alone = single.screen(dicom, mode="all", conf=0.001)
+        prepared = single.prepare(dicom, mode="all")
+        per_model = single.detections_per_model(prepared, fusion["skip_box_thr"])
+    assert got.status == "ok" and len(per_model) == 2
+    expected = fuse_detections(per_model, (got.meta.width, got.meta.height), fusion["weights"], fusion["iou_thr"])
+    assert [f.confidence for f in got.findings] == pytest.approx(expected.scores[expected.scores >= 0.001], abs=1e-4)
+    assert [f.confidence for f in alone.findings] != [f.confidence for f in got.findings]  # fusion changed them
+
+    out = tmp_path / "gate"
+    assert gate_main([str(dicom), "--models", str(folder), "--out", str(out), "--wbf", "--mode", "all"]) in (0, 1)
+    assert json.loads(next(out.rglob("*.json")).read_text())["status"] == "ok"

@@ -37,6 +37,7 @@ LAYERS = {
     "dernet.detectors.evaluate": 4,
     "dernet.detectors.export": 4,
     "dernet.detectors.compare": 4,
+    "dernet.detectors.fuse": 4,
     "dernet.gate": 5,
     "dernet.web": 5,
     "dernet.dicom_results": 5,
@@ -49,7 +50,8 @@ SCREENING = ("dernet.imaging", "dernet.deploy", "dernet.gate", "dernet.web")
 # the base install and the cpu extra
 BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "pebble", "pydantic", "onnxruntime"}
 WEB = {"fastapi", "starlette", "uvicorn"}
-LAZY = {"onnxruntime", "openvino", "uvicorn"}  # imported inside functions, only when a variant or a server asks
+LAZY = {"onnxruntime", "openvino", "uvicorn", "ensemble_boxes"}  # imported inside functions, only when a variant,
+# a server or box fusion asks
 
 
 def _modules() -> dict[str, Path]:

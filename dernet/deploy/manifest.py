@@ -27,6 +27,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ClassifierSpec",
     "DetectorSpec",
+    "FusionSpec",
     "Manifest",
     "ManifestError",
     "ManifestFile",
@@ -36,6 +37,7 @@ __all__ = [
     "load_manifest",
     "read_manifest_file",
     "sha256_of",
+    "add_detector",
     "update_manifest",
     "write_manifest_file",
 ]
@@ -126,6 +128,17 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True)
+class FusionSpec:
+    """Weighted Boxes Fusion of every exported detector (the gate's --wbf), chosen on validation."""
+
+    __pydantic_config__ = RECORD_CONFIG
+    weights: tuple[float, ...]  # one per detector: the manifest's `detector` first, then `detectors` in order
+    iou_thr: float  # boxes of the same class overlapping at least this much are fused
+    skip_box_thr: float = 0.001  # boxes below this score do not take part
+    chosen_on: dict[str, Any] = field(default_factory=dict)  # the split and its mAP@0.5
+
+
+@dataclass(frozen=True)
 class ManifestFile:
     """manifest.json as written: each exporter fills in its section, so either may still be missing."""
 
@@ -136,6 +149,8 @@ class ManifestFile:
     rejection: Rejection = field(default_factory=Rejection)
     classifier: ClassifierSpec | None = None
     detector: DetectorSpec | None = None
+    detectors: tuple[DetectorSpec, ...] = ()  # further detectors, for box fusion only (fp32)
+    fusion: FusionSpec | None = None  # how to fuse all of them; None until chosen (python -m dernet.detectors.fuse)
     variants: tuple[str, ...] = ("fp32",)  # runtime variants present in either section
     provenance: dict[str, Any] = field(default_factory=dict)  # where the models came from; not read by the gate
 
@@ -151,9 +166,16 @@ class Manifest:
     detector: DetectorSpec
     variants: tuple[str, ...] = ("fp32",)
     provenance: dict[str, Any] = field(default_factory=dict)
+    detectors: tuple[DetectorSpec, ...] = ()
+    fusion: FusionSpec | None = None
 
     def path_of(self, spec: ClassifierSpec | DetectorSpec) -> Path:
         return self.folder / spec.file
+
+    @property
+    def all_detectors(self) -> tuple[DetectorSpec, ...]:
+        """The screening detector, then the further ones: the order of ``fusion.weights``."""
+        return (self.detector, *self.detectors)
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -214,7 +236,27 @@ def update_manifest(
         preprocessing=preprocessing,
         provenance={**current.provenance, **provenance, **stamp},
         **{section: spec},
+        **({"fusion": None} if section == "detector" else {}),  # a new detector: the old fusion no longer fits
     )
+    return write_manifest_file(folder, updated)
+
+
+def add_detector(
+    folder: str | os.PathLike, spec: DetectorSpec, preprocessing: Preprocessing, trained_with: str
+) -> Path:
+    """Add ``spec`` to the export's further detectors (replacing one of the same file), for box fusion; the fusion
+    chosen before no longer fits and is dropped. The export's preprocessing must be the one this detector trained on."""
+    path = Path(folder) / MANIFEST_NAME
+    current = read_manifest_file(folder)
+    if current.detector is None or current.preprocessing is None:
+        raise ManifestError(f"{path}: no detector to add to; export one first (make export-onnx)")
+    _check_preprocessing(current.preprocessing, str(path), preprocessing, trained_with)
+    if spec.file == current.detector.file:
+        raise ManifestError(f"{path}: {spec.file} is already the screening detector; export without --add")
+    others = tuple(d for d in current.detectors if d.file != spec.file)
+    stamp = {f"detector_{spec.file}_trained_with": str(trained_with)}
+    updated = dataclasses.replace(current, detectors=(*others, spec), fusion=None,
+                                  provenance={**current.provenance, **stamp})  # fmt: skip
     return write_manifest_file(folder, updated)
 
 
@@ -246,8 +288,15 @@ def load_manifest(folder: str | os.PathLike = "export") -> Manifest:
         written.detector,
         written.variants,
         written.provenance,
+        written.detectors,
+        written.fusion,
     )
-    for spec in (manifest.classifier, manifest.detector):
+    for spec in (manifest.classifier, *manifest.all_detectors):
         if not (folder / spec.file).is_file():
             raise ManifestError(f"{folder / spec.file}: model file missing; run `make export-onnx`")
+    if manifest.fusion is not None and len(manifest.fusion.weights) != len(manifest.all_detectors):
+        raise ManifestError(
+            f"{path}: fusion has {len(manifest.fusion.weights)} weights for {len(manifest.all_detectors)} detectors; "
+            "choose it again (python -m dernet.detectors.fuse)"
+        )
     return manifest

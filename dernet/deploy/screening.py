@@ -32,8 +32,9 @@ from ..imaging import (
 )
 from .detection import YOLO_KIND, Detections, decode_detections, decode_torchvision
 from .engines import RuntimeOptions, load_model
+from .fusion import fuse_detections
 from .isolation import IsolatedReader, IsolationLimits
-from .manifest import Manifest, Rejection, load_manifest
+from .manifest import MANIFEST_NAME, DetectorSpec, Manifest, ManifestError, Rejection, load_manifest
 from .rejection import check_screenable
 from .variants import choose_variant, variant_sha256
 
@@ -123,8 +124,15 @@ class Screener:
         rejection: Rejection | None = None,
         variant: str | dict[str, str] = "auto",
         isolation: IsolationLimits | None = None,
+        fuse: bool = False,
     ) -> None:
         self.manifest = models if isinstance(models, Manifest) else load_manifest(models)
+        if fuse and self.manifest.fusion is None:
+            raise ManifestError(
+                f"{self.manifest.folder / MANIFEST_NAME}: no box fusion chosen for this export; add a detector "
+                "(export-detector --add) and choose it on validation (python -m dernet.detectors.fuse)"
+            )
+        self.fuse = fuse
         self.rejection = rejection or self.manifest.rejection
         self.runtime = runtime or RuntimeOptions()
         m = self.manifest
@@ -136,6 +144,7 @@ class Screener:
             self.variants[role], self.files[role] = name, path
             loaded[role] = load_model(path, name, self.runtime)
         self.classifier, self.detector = loaded["classifier"], loaded["detector"]
+        self._further: list | None = None  # the further detectors (fp32), loaded when fusion first needs them
         self._isolated = IsolatedReader(isolation) if isolation is not None else None
 
     def close(self) -> None:
@@ -258,34 +267,63 @@ class Screener:
 
         detections = None
         if result.mode != "gate" or result.probability >= threshold:
-            detections = self._detect(prepared.detector_input, conf)
+            detections = self._detect(prepared, conf)
             detections = detections.keep(kept_by_mode(result.mode, result.probability, threshold, detections.scores))
         t_det = time.perf_counter()
 
         result.detector_ran = detections is not None
         if detections is not None:
-            result.findings = self._findings(detections, prepared.geometry, prepared.detector_size, result.meta)
+            result.findings = self._findings(detections)
         timings = result.timings_ms
         timings.update(classify=_ms(t_pre, t_cls), detect=_ms(t_cls, t_det))
         timings["total"] = round(timings["read"] + timings["preprocess"] + timings["classify"] + timings["detect"], 1)
         return result
 
-    def _detect(self, canvas: np.ndarray, conf: float) -> Detections:
-        """The detector's boxes on the canvas, decoded as its kind needs (YOLO: NMS here; torchvision: in the graph)."""
-        spec, outputs = self.manifest.detector, self.detector(canvas)
-        if spec.kind == YOLO_KIND:
-            return decode_detections(outputs[0], conf, spec.iou, spec.max_det)
-        return decode_torchvision(outputs, conf, spec.max_det)
+    def _detect(self, prepared: PreparedInput, conf: float) -> Detections:
+        """Boxes in the original image's pixels, best first: the detector's, or with fusion every exported
+        detector's fused by WBF (each taking part down to the fusion's skip_box_thr), then kept from ``conf`` up."""
+        if not self.fuse:
+            return self.detections_per_model(prepared, conf, further=False)[0]
+        fusion, meta = self.manifest.fusion, prepared.result.meta
+        per_model = self.detections_per_model(prepared, fusion.skip_box_thr)
+        fused = fuse_detections(per_model, (meta.width, meta.height), fusion.weights, fusion.iou_thr,
+                                fusion.skip_box_thr)  # fmt: skip
+        return fused.keep(fused.scores >= conf)
 
-    def _findings(
-        self, detections: Detections, geometry: Letterbox, det_size: tuple[int, int], meta: ImageMeta
-    ) -> list[Finding]:
-        """Boxes from the letterboxed canvas to the detector image, then to the original image's pixels."""
-        original = canvas_to_original(detections.boxes, geometry, det_size, (meta.width, meta.height))
+    def detections_per_model(self, prepared: PreparedInput, conf: float, further: bool = True) -> list[Detections]:
+        """Each exported detector's boxes from ``conf`` up, in the original image's pixels: the screening detector
+        first, then (``further``) the ones added for fusion, each on its own canvas size."""
+        m, meta = self.manifest, prepared.result.meta
+        size = (meta.width, meta.height)
+        found = [self._on_original(m.detector, self.detector(prepared.detector_input), conf, prepared.geometry,
+                                   prepared.detector_size, size)]  # fmt: skip
+        if further and m.detectors:
+            if self._further is None:
+                self._further = [load_model(m.path_of(spec), "fp32", self.runtime) for spec in m.detectors]
+            for spec, model in zip(m.detectors, self._further, strict=True):
+                canvas, geometry, det_size = detector_array(prepared.result.windowed, spec.imgsz, m.preprocessing.clahe)
+                found.append(self._on_original(spec, model(canvas), conf, geometry, det_size, size))
+        return found
+
+    @staticmethod
+    def _on_original(
+        spec: DetectorSpec, outputs: list[np.ndarray], conf: float, geometry: Letterbox, det_size: tuple[int, int],
+        original: tuple[int, int],
+    ) -> Detections:  # fmt: skip
+        """A detector's outputs decoded as its kind needs (YOLO: NMS here; torchvision: in the graph), mapped from
+        its letterboxed canvas to the original image's pixels."""
+        if spec.kind == YOLO_KIND:
+            found = decode_detections(outputs[0], conf, spec.iou, spec.max_det)
+        else:
+            found = decode_torchvision(outputs, conf, spec.max_det)
+        boxes = canvas_to_original(found.boxes, geometry, det_size, original)
+        return Detections(boxes, found.scores, found.classes)
+
+    def _findings(self, detections: Detections) -> list[Finding]:
         names = self.manifest.detector.class_names
         return [
             Finding(names[int(c)], int(c), round(float(s), 5), [round(float(v), 1) for v in box])
-            for box, s, c in zip(original, detections.scores, detections.classes, strict=True)
+            for box, s, c in zip(detections.boxes, detections.scores, detections.classes, strict=True)
         ]
 
 

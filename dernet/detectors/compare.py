@@ -23,6 +23,7 @@ from ..cliutil import add_data, add_out, add_split, run_command
 from ..datasets.preprocessing import resolve_clahe
 from ..deploy.detection import Detections
 from ..deploy.engines import RuntimeOptions, load_model
+from ..deploy.fusion import fuse_detections
 from ..deploy.manifest import read_manifest_file
 from ..errors import MissingFileError, UsageError
 from ..fileio import write_json_atomic, write_text_atomic
@@ -30,7 +31,6 @@ from ..imaging import detector_array
 from ..metrics import DetectionSample, average_precision_50
 from ..metrics.tables import detection_table
 from ..timing import median_s
-from .fusion import fuse_detections
 
 __all__ = ["FusionChoice", "choose_fusion", "compare_detectors", "fuse_samples", "main"]
 

@@ -22,7 +22,7 @@ from ..cliutil import add_conf, add_data, add_models, run_command
 from ..datasets.cached import sample_inputs
 from ..datasets.preprocessing import read_data_preprocessing, resolve_clahe
 from ..deploy.detection import TORCHVISION_LAYOUT, decode_torchvision
-from ..deploy.manifest import DetectorSpec, Preprocessing, install_model_file, update_manifest
+from ..deploy.manifest import DetectorSpec, Preprocessing, add_detector, install_model_file, update_manifest
 from ..export.verify import ExportVerificationError, check_onnx, match_detections, ort_session
 from ..imaging import detector_array
 from .evaluate import load_detector
@@ -50,9 +50,15 @@ class CanvasDetector(nn.Module):
 
 
 def export_torchvision_detector(
-    checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path = "export", conf: float = 0.25, samples: int = 4
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path = "export",
+    conf: float = 0.25,
+    samples: int = 4,
+    add: bool = False,
 ) -> DetectorSpec:
-    """Export ``checkpoint`` to ``out_dir/<arch>.onnx`` (verified) and write the manifest's detector section."""
+    """Export ``checkpoint`` to ``out_dir/<arch>.onnx`` (verified) and write the manifest's detector section, or with
+    ``add`` list it beside the export's detector, for box fusion (python -m dernet.detectors.fuse then chooses it)."""
     module = load_detector(checkpoint)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     arch, imgsz = module.hparams.arch, int(module.hparams.imgsz)
@@ -84,13 +90,12 @@ def export_torchvision_detector(
         verified_boxes=matched,
         kind=arch,
     )
-    update_manifest(
-        out_dir,
-        spec,
-        Preprocessing(read_data_preprocessing(data_dir).cache_long_side, clahe.clip_limit, clahe.tile_grid),
-        provenance={"detector_weights": str(checkpoint), "data": str(data_dir)},
-        trained_with=str(checkpoint),
-    )
+    preprocessing = Preprocessing(read_data_preprocessing(data_dir).cache_long_side, clahe.clip_limit, clahe.tile_grid)
+    if add:
+        add_detector(out_dir, spec, preprocessing, trained_with=str(checkpoint))
+    else:
+        update_manifest(out_dir, spec, preprocessing, provenance={"detector_weights": str(checkpoint),
+                        "data": str(data_dir)}, trained_with=str(checkpoint))  # fmt: skip
     return spec
 
 
@@ -117,10 +122,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.detectors.
     add_data(parser)
     add_models(parser, written=True)
     add_conf(parser, 0.25, "; the gate's default, recorded in the manifest")
+    parser.add_argument("--add", action="store_true", help="list it beside the export's detector, for box fusion "
+                        "(then: python -m dernet.detectors.fuse), instead of replacing it")  # fmt: skip
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
-        spec = export_torchvision_detector(args.checkpoint, args.data, args.models, args.conf)
+        spec = export_torchvision_detector(args.checkpoint, args.data, args.models, args.conf, add=args.add)
         print(f"{args.models / spec.file}: verified ({spec.verified_boxes} boxes matched ONNX Runtime to PyTorch), "
               f"{spec.kind} at {spec.imgsz} px, sha256 {spec.sha256[:12]}")  # fmt: skip
         return 0

@@ -56,6 +56,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="inference and decoding threads (0: all cores)")
     add_variant(parser)
     parser.add_argument(
+        "--wbf",
+        action="store_true",
+        help="fuse the boxes of every exported detector (Weighted Boxes Fusion, weights chosen on validation; "
+        "the 'fusion' extra)",
+    )
+    parser.add_argument(
         "--prefetch",
         type=int,
         default=2,
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> 
         _prepare_output_folder(args.out)
         isolation = IsolationLimits(args.isolate, args.decode_timeout, args.decode_memory_mb) if args.isolate else None
         runtime = RuntimeOptions(args.providers, args.threads)
-        with Screener(args.models, runtime, variant=args.variant, isolation=isolation) as screener:  # exit 2 if bad
+        # a missing or inconsistent export is exit 2, in one line
+        with Screener(args.models, runtime, variant=args.variant, isolation=isolation, fuse=args.wbf) as screener:
             explainer = _explainer(args.ensemble, screener) if args.explain else None
             written = _screen_all(args, files, screener, explainer, dicom_settings)
         not_screened = sum(report["status"] != "ok" for report, _ in written)

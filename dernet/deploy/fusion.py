@@ -2,7 +2,7 @@
 
 WBF averages the coordinates of boxes that overlap across models, weighted by score and model weight, instead of
 keeping one winner as NMS does; VinDr-SpineXR's best detection entries fused their models this way. The package (and
-numba, which it compiles with) comes with the train extra; box fusion in the gate is still to come.
+numba, which it compiles with) is the `fusion` extra, imported when fusion is asked for, never by plain screening.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from ensemble_boxes import weighted_boxes_fusion
 
-from ..deploy.detection import Detections
+from .detection import Detections
 
 __all__ = ["fuse_detections"]
 
@@ -26,6 +25,8 @@ def fuse_detections(
 ) -> Detections:
     """One image's boxes from each model (x1 y1 x2 y2 in pixels of an image of (width, height) ``image_size``)
     fused into one set, best first; scores are WBF's weighted average (``conf_type="avg"``), at most 1."""
+    from ensemble_boxes import weighted_boxes_fusion
+
     if len(per_model) != len(weights):
         raise ValueError(f"{len(per_model)} models' boxes but {len(weights)} weights")
     scale = np.array(image_size * 2, dtype=np.float64)
