@@ -58,6 +58,8 @@ SUBCOMMANDS = (
                "dernet.detectors.export", "python -m dernet.detectors.export"),
     Subcommand("compare-detectors", "YOLO11, Faster R-CNN, RetinaNet and their box fusion in one table (Table 4's)",
                "dernet.detectors.compare", "python -m dernet.detectors.compare"),
+    Subcommand("fuse-detectors", "choose the gate's box fusion (--wbf) of the exported detectors on validation",
+               "dernet.detectors.fuse", "python -m dernet.detectors.fuse"),
     Subcommand("export", "both models to verified ONNX + manifest.json (--quantize for faster variants)",
                "dernet.export.__main__", "python -m dernet.export"),
     Subcommand("quantize", "add runtime variants (int8, OpenVINO) to an export, timed and accuracy-checked",
