@@ -20,7 +20,7 @@ import numpy as np
 
 from dernet.classes import CLASS_NAMES
 from dernet.cliutil import add_conf, add_data, add_split, run_command
-from dernet.datasets.labels import read_yolo_boxes
+from dernet.datasets.labels import read_row_boxes
 from dernet.errors import MissingFileError, require_extra
 from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
@@ -88,7 +88,7 @@ def predict_samples(
         image = cv2.cvtColor(model_input(read_cached_image(data_dir / row.path), imgsz, clahe), cv2.COLOR_GRAY2BGR)
         pred = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, max_det=300, verbose=False)[0].boxes
         scale = np.array([row.width / image.shape[1], row.height / image.shape[0]] * 2)
-        gt, gt_classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", row.width, row.height)
+        gt, gt_classes = read_row_boxes(data_dir, row)
         samples.append(
             DetectionSample(
                 row.image_id,

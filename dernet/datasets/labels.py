@@ -10,7 +10,7 @@ import numpy as np
 
 from ..deploy.detection import cxcywh_to_xyxy
 
-__all__ = ["Box", "read_yolo_boxes", "yolo_label_lines"]
+__all__ = ["Box", "read_row_boxes", "read_yolo_boxes", "yolo_label_lines"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +52,10 @@ def read_yolo_boxes(path: str | Path, width: float, height: float) -> tuple[np.n
     labels = np.array([line.split() for line in text.splitlines()], float).reshape(-1, 5)
     boxes = cxcywh_to_xyxy(labels[:, 1:5]) * np.array([width, height] * 2)
     return boxes, labels[:, 0].astype(int)
+
+
+def read_row_boxes(data_dir: str | Path, row, size: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The prepared label file of a classification-table row (``labels/<split>/<image_id>.txt``) as boxes in pixels
+    of an image of (width, height) ``size``: the original image's by default, where evaluation counts them."""
+    width, height = size if size is not None else (row.width, row.height)
+    return read_yolo_boxes(Path(data_dir) / "labels" / row.split / f"{row.image_id}.txt", width, height)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..datasets.cached import read_cached_image
-from ..datasets.labels import read_yolo_boxes
+from ..datasets.labels import read_row_boxes
 from ..datasets.preprocessing import check_input_fits, resolve_clahe
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
@@ -30,7 +30,7 @@ def canvas_sample(data_dir: Path, row, imgsz: int, clahe: ClaheParams) -> tuple[
     """One prepared image as the detector sees it: canvas [3, imgsz, imgsz] float32 in [0, 1], its boxes [N, 4]
     x1 y1 x2 y2 in canvas pixels and their class ids (0..6)."""
     array, geometry, (width, height) = detector_array(read_cached_image(data_dir / row.path), imgsz, clahe)
-    boxes, classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", width, height)
+    boxes, classes = read_row_boxes(data_dir, row, (width, height))
     boxes = boxes + np.array([geometry.pad_x, geometry.pad_y] * 2)
     return array[0], boxes.astype(np.float32), classes
 

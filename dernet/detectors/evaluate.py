@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from ..classes import CLASS_NAMES
 from ..cliutil import add_conf, add_data, add_split, run_command
+from ..datasets.cached import read_cached_image
+from ..datasets.labels import read_row_boxes
 from ..datasets.preprocessing import resolve_clahe
 from ..datasets.tables import read_table, split_rows
 from ..deploy.detection import decode_torchvision
@@ -41,9 +43,6 @@ def predict_split(
     module: LesionDetector, data_dir: Path, split: str, clahe: ClaheParams, conf: float = 0.001, progress: bool = True
 ) -> list[DetectionSample]:
     """One :class:`DetectionSample` per image of ``split``: ground truth and predictions in original pixels."""
-    from ..datasets.cached import read_cached_image
-    from ..datasets.labels import read_yolo_boxes
-
     imgsz = module.hparams.imgsz
     rows = split_rows(read_table(data_dir), split)
     samples = []
@@ -53,7 +52,7 @@ def predict_split(
             found = module(list(torch.from_numpy(array)))[0]
         kept = decode_torchvision([found[k].numpy() for k in ("boxes", "labels", "scores")], conf)  # as the gate does
         original = (int(row.width), int(row.height))
-        gt, gt_classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", *original)
+        gt, gt_classes = read_row_boxes(data_dir, row)
         boxes = canvas_to_original(kept.boxes, geometry, image_size, original)
         samples.append(DetectionSample(row.image_id, *original, gt, gt_classes, boxes, kept.scores, kept.classes))
     return samples

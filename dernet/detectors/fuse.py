@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cliutil import add_data, add_models, run_command
-from ..datasets.labels import read_yolo_boxes
+from ..datasets.labels import read_row_boxes
 from ..datasets.tables import read_table, split_rows
 from ..deploy.engines import RuntimeOptions
 from ..deploy.manifest import FusionSpec, ManifestError, load_manifest, read_manifest_file, write_manifest_file
@@ -47,7 +47,7 @@ def choose_export_fusion(models: str | Path, data_dir: str | Path, split: str = 
             if prepared.result.status != "ok":
                 continue
             meta, original = prepared.result.meta, (int(row.width), int(row.height))
-            gt, gt_classes = read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", *original)
+            gt, gt_classes = read_row_boxes(data_dir, row)
             for samples, found in zip(per_model, screener.detections_per_model(prepared, SKIP_BOX_THR), strict=True):
                 boxes = scale_boxes(found.boxes, (meta.width, meta.height), original)  # cache pixels -> original
                 samples.append(DetectionSample(row.image_id, *original, gt, gt_classes, boxes, found.scores,

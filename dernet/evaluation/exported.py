@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..classes import CLASS_NAMES
-from ..datasets.labels import read_yolo_boxes
+from ..datasets.labels import read_row_boxes
 from ..datasets.tables import read_table, split_rows
 from ..datasets.vindr import read_annotations
 from ..deploy.engines import RuntimeOptions
@@ -148,7 +148,7 @@ def evaluate_exported(
         # The cache image is the gate's input here: its boxes are in cache pixels; scale them to the original.
         cache_size, original_size = (result.meta.width, result.meta.height), (row.width, row.height)
         boxes = scale_boxes([f.box for f in result.findings], cache_size, original_size)
-        gt_boxes, gt_classes = _prepared_labels(data_dir, row)
+        gt_boxes, gt_classes = read_row_boxes(data_dir, row)
         images.append(
             ScoredImage(
                 row.image_id,
@@ -173,10 +173,6 @@ def evaluate_exported(
     else:
         result.pop("_roc")
     return result
-
-
-def _prepared_labels(data_dir: Path, row) -> tuple[np.ndarray, np.ndarray]:
-    return read_yolo_boxes(data_dir / "labels" / row.split / f"{row.image_id}.txt", row.width, row.height)
 
 
 def score_reports(
