@@ -28,7 +28,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
-	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors export-onnx evaluate gate explain serve node batch bench clean
+	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors demo-detectors export-onnx evaluate gate explain serve node batch bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -85,9 +85,10 @@ evaluate-detector: install ## its AP@0.5 per class + mAP on SPLIT (CONFIG= names
 	$(PY) -m dernet.detectors.evaluate --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --split $(SPLIT)
 export-detector: install ## it to verified ONNX as $(EXPORT)'s detector (CONFIG= names the run, or DETECTOR_CKPT=path)
 	$(PY) -m dernet.detectors.export --checkpoint $(DETECTOR_CKPT) --data $(PREPARED) --models $(EXPORT)
-compare-detectors: install ## one table on SPLIT: YOLO11, each of DETECTORS (best.ckpt files) and their WBF -> runs/compare/
+compare-detectors: install ## one table on SPLIT: YOLO11, each of DETECTORS (best.ckpt files), their WBF, the best's gate modes
 	$(PY) -m dernet.detectors.compare --yolo $(YOLO_WEIGHTS) --detectors $(or $(DETECTORS),$(wildcard \
-		runs/detectors/*/checkpoints/best.ckpt)) --data $(PREPARED) --split $(SPLIT) --out $(or $(OUT),runs/compare)
+		runs/detectors/*/checkpoints/best.ckpt)) --data $(PREPARED) --split $(SPLIT) --out $(or $(OUT),runs/compare) \
+		$(if $(wildcard $(EXPORT)/manifest.json),--models $(EXPORT))
 export-onnx: install ## export/dernet.onnx + yolo_spine.onnx + manifest.json (verified); QUANTIZE="int8 openvino-bf16"
 	$(PY) -m dernet.export --ensemble $(ENSEMBLE_JSON) --weights $(YOLO_WEIGHTS) --data $(PREPARED) \
 		--models $(EXPORT) $(if $(QUANTIZE),--quantize $(QUANTIZE))
@@ -136,6 +137,23 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
 	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
+
+DEMO_DETECTORS := faster_rcnn_r18_fpn retinanet_r18_fpn
+demo-detectors: install ## after make demo: Faster R-CNN + RetinaNet (CPU), the comparison with YOLO11, WBF, gate modes
+	@test -f $(YOLO_WEIGHTS) -a -f $(EXPORT)/manifest.json || { echo "make demo-detectors: $(YOLO_WEIGHTS) or \
+		$(EXPORT)/manifest.json is missing; run make demo first"; exit 2; }
+	@echo "Demo detectors: trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
+	@for name in $(DEMO_DETECTORS); do echo "== training $$name (configs/demo/detectors/$$name.yaml)"; \
+		$(OFFLINE) $(PY) -m dernet.detectors fit --config configs/demo/detectors/$$name.yaml \
+			--trainer.enable_progress_bar $(if $(CI),false,true) || exit $$?; done
+	$(OFFLINE) $(PY) -m dernet.detectors.compare --yolo $(YOLO_WEIGHTS) --data $(PREPARED) --split test \
+		--out runs/compare --models $(EXPORT) \
+		--detectors $(foreach n,$(DEMO_DETECTORS),runs/detectors/$(n)/checkpoints/best.ckpt)
+	@echo ""
+	@echo "Demo detector outputs (synthetic data, not for clinical use):"
+	@echo "  runs:              runs/detectors/<name>/ (config.yaml, metrics.csv, checkpoints/best.ckpt)"
+	@echo "  comparison:        runs/compare/comparison_test.{md,json} (YOLO11, Faster R-CNN, RetinaNet, WBF; the best"
+	@echo "                     one's AP in the gate's three modes)"
 
 node: install ## a DICOM node on port 11112 (AE SPINECAD): make node [ARGS="--forward PACS@host:104 --config configs/node.yaml"]
 	$(PY) -m dernet.node --models $(EXPORT) $(ARGS)

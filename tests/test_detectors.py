@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from dernet.classes import CLASS_NAMES
 from dernet.datasets.labels import read_yolo_boxes
@@ -32,8 +33,8 @@ from dernet.metrics import DetectionSample, average_precision_50
 from .conftest import ROOT
 
 DEMO_CONFIGS = {
-    "faster_rcnn": ROOT / "configs/demo/detectors/faster_rcnn_r18_fpn.yaml",
-    "retinanet": ROOT / "configs/demo/detectors/retinanet_r18_fpn.yaml",
+    "faster_rcnn_v2": ROOT / "configs/demo/detectors/faster_rcnn_r18_fpn.yaml",
+    "retinanet_v2": ROOT / "configs/demo/detectors/retinanet_r18_fpn.yaml",
 }
 
 
@@ -110,10 +111,10 @@ def test_our_map_agrees_with_torchmetrics_on_the_same_boxes() -> None:
 def test_evaluation_follows_the_protocol_and_writes_its_tables(
     trained_detectors: dict[str, Path], prepared_dir: Path
 ) -> None:
-    checkpoint = trained_detectors["faster_rcnn"]
+    checkpoint = trained_detectors["faster_rcnn_v2"]
     result = evaluate_checkpoint(checkpoint, prepared_dir, "val", progress=False)
     val_rows = split_rows(read_table(prepared_dir), "val")
-    assert result["images"] == len(val_rows) and result["conf"] == 0.001 and result["kind"] == "faster_rcnn"
+    assert result["images"] == len(val_rows) and result["conf"] == 0.001 and result["kind"] == "faster_rcnn_v2"
     assert list(result["ap50"]) == list(CLASS_NAMES)
     assert result["torchmetrics_map50"] == pytest.approx(result["map50"], abs=1e-6)
     run_dir = checkpoint.parent.parent
@@ -214,6 +215,29 @@ def test_bad_recipes_name_the_key() -> None:
         build_detector("faster_rcnn", "resnet18", 64, pretrained="coco")
     with pytest.raises(ConfigError, match="at most imgsz"):
         build_detector("faster_rcnn", "resnet18", 64, train_sizes=(64, 96))
+    with pytest.raises(ConfigError, match="fpn_channels 64"):
+        build_detector("retinanet", "resnet50", 64, fpn_channels=64)
+
+
+def test_small_v2_detectors_are_narrow_and_normalised_throughout() -> None:
+    """The demo's design: a 64-wide pyramid, batch norm in it and in Faster R-CNN's heads, group norm in RetinaNet's
+    (torchvision's v2 heads), so random weights learn in a few hundred CPU steps."""
+    frcnn = build_detector("faster_rcnn_v2", "resnet18", 64, fpn_channels=64, anchor_sizes=(8, 16, 32, 64, 128))
+    def has(module: nn.Module, norm: type) -> bool:
+        return any(isinstance(m, norm) for m in module.modules())
+
+    assert frcnn.backbone.out_channels == 64 and has(frcnn.backbone.fpn, nn.BatchNorm2d)
+    assert len(frcnn.rpn.head.conv) == 2 and has(frcnn.roi_heads.box_head, nn.BatchNorm2d)
+    retina = build_detector("retinanet_v2", "resnet18", 64, fpn_channels=64)
+    assert retina.backbone.out_channels == 64 and retina.head.regression_head._loss_type == "giou"
+    assert has(retina.head.classification_head, nn.GroupNorm)
+    plain = build_detector("retinanet", "resnet18", 64)
+    assert plain.backbone.out_channels == 256 and not has(plain, nn.GroupNorm)
+    frcnn.eval(), retina.eval()
+    with torch.no_grad():
+        for model in (frcnn, retina):
+            (found,) = model([torch.rand(3, 64, 64)])
+            assert found["boxes"].shape[1] == 4 and len(found["boxes"]) <= 300
 
 
 def test_quantizing_a_torchvision_detector_is_refused_in_one_line(
@@ -221,12 +245,12 @@ def test_quantizing_a_torchvision_detector_is_refused_in_one_line(
 ) -> None:
     from dernet.export.quantize import main as quantize_main
 
-    manifest = (exported_detectors["retinanet"] / "manifest.json").read_text()
-    args = ["--models", str(exported_detectors["retinanet"]), "--data", str(prepared_dir), "--variants", "int8"]
+    manifest = (exported_detectors["retinanet_v2"] / "manifest.json").read_text()
+    args = ["--models", str(exported_detectors["retinanet_v2"]), "--data", str(prepared_dir), "--variants", "int8"]
     assert quantize_main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "YOLO detectors only" in err and "retinanet" in err and len(err.splitlines()) == 1
-    assert (exported_detectors["retinanet"] / "manifest.json").read_text() == manifest  # nothing changed
+    assert (exported_detectors["retinanet_v2"] / "manifest.json").read_text() == manifest  # nothing changed
 
 
 def test_wbf_averages_overlapping_boxes_by_weight_and_keeps_the_rest() -> None:
@@ -243,8 +267,9 @@ def test_wbf_averages_overlapping_boxes_by_weight_and_keeps_the_rest() -> None:
 
 
 def test_comparison_table_fuses_with_weights_chosen_on_val_only(
-    trained_detectors: dict[str, Path], prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    trained_detectors: dict[str, Path], exported_models: Path, prepared_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
     from dernet.detectors import compare
 
     splits_seen: list[set[str]] = []
@@ -258,13 +283,19 @@ def test_comparison_table_fuses_with_weights_chosen_on_val_only(
     checkpoints = list(trained_detectors.values())
     args = ["--detectors", *map(str, checkpoints), "--data", str(prepared_dir), "--split", "test",
             "--out", str(tmp_path), "--no-latency"]  # fmt: skip
-    assert compare.main(args) == 0
+    assert compare.main([*args, "--models", str(exported_models)]) == 0
     table = read_table(prepared_dir)
     assert splits_seen == [set(split_rows(table, "val").image_id)]  # chosen on val, never on test
     result = json.loads((tmp_path / "comparison_test.json").read_text())
-    assert list(result["map50"]) == ["Faster R-CNN", "RetinaNet", "WBF (all)"]
+    assert list(result["map50"]) == ["Faster R-CNN v2", "RetinaNet v2", "WBF (all)"]
     assert result["images"] == len(split_rows(table, "test")) and result["fusion"]["chosen_on"] == "val"
     assert "LT2 Disc space narrowing" in (tmp_path / "comparison_test.md").read_text()
+    # the best single detector through the gate's three modes, with the export's classifier (its ONNX graphs)
+    gate = result["gate_modes"]
+    best = max(list(result["map50"])[:2], key=result["map50"].get)
+    assert gate["model"] == best and list(gate["modes"]) == ["gate", "fusion", "all"]
+    assert gate["modes"]["all"]["map50"] == pytest.approx(result["map50"][best], abs=0.02)  # ONNX as PyTorch
+    assert "gate's three modes" in (tmp_path / "comparison_test.md").read_text()
     assert compare.main([*args[:-3], "--split", "val", "--out", str(tmp_path)]) == 2  # reporting val is refused
 
 
@@ -278,15 +309,16 @@ def test_box_fusion_in_the_gate_is_chosen_on_val_and_fuses_every_exported_detect
     from dernet.gate.cli import main as gate_main
 
     folder = tmp_path / "export"
-    shutil.copytree(exported_detectors["faster_rcnn"], folder)  # Faster R-CNN is its detector; add RetinaNet
+    shutil.copytree(exported_detectors["faster_rcnn_v2"], folder)  # Faster R-CNN is its detector; add RetinaNet
     dicom = phantom_dir / "test_images" / f"{split_rows(read_table(prepared_dir), 'test').image_id.iloc[0]}.dicom"
     assert gate_main([str(dicom), "--models", str(folder), "--out", str(tmp_path / "no"), "--wbf"]) == 2
     assert "no box fusion chosen" in capsys.readouterr().err
-    assert export_main(["--checkpoint", str(trained_detectors["retinanet"]), "--data", str(prepared_dir),
+    assert export_main(["--checkpoint", str(trained_detectors["retinanet_v2"]), "--data", str(prepared_dir),
                         "--models", str(folder), "--conf", "0.01", "--add"]) == 0  # fmt: skip
     assert fuse_main(["--models", str(folder), "--data", str(prepared_dir)]) == 0
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert [d["kind"] for d in manifest["detectors"]] == ["retinanet"] and manifest["detector"]["kind"] == "faster_rcnn"
+    assert [d["kind"] for d in manifest["detectors"]] == ["retinanet_v2"]
+    assert manifest["detector"]["kind"] == "faster_rcnn_v2"
     fusion = manifest["fusion"]
     assert len(fusion["weights"]) == 2 and fusion["chosen_on"]["split"] == "val"
     assert fusion["chosen_on"]["images"] == len(split_rows(read_table(prepared_dir), "val"))
@@ -303,4 +335,6 @@ def test_box_fusion_in_the_gate_is_chosen_on_val_and_fuses_every_exported_detect
 
     out = tmp_path / "gate"
     assert gate_main([str(dicom), "--models", str(folder), "--out", str(out), "--wbf", "--mode", "all"]) in (0, 1)
-    assert json.loads(next(out.rglob("*.json")).read_text())["status"] == "ok"
+    report = json.loads(next(out.rglob("*.json")).read_text())
+    assert report["status"] == "ok"  # and it names every model that made its boxes
+    assert report["models"]["detector_2"] == manifest["detectors"][0]["sha256"] and "detector" in report["models"]

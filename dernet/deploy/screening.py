@@ -160,11 +160,15 @@ class Screener:
 
     @property
     def model_hashes(self) -> dict[str, str]:
+        """What made the results: each model file's SHA-256 (with fusion, every fused detector's, in weight order)."""
         m = self.manifest
-        return {
+        hashes = {
             "classifier": variant_sha256(m.classifier, self.variants["classifier"]),
             "detector": variant_sha256(m.detector, self.variants["detector"]),
         }
+        if self.fuse:  # the further detectors run in fp32
+            hashes.update({f"detector_{i}": spec.sha256 for i, spec in enumerate(m.detectors, start=2)})
+        return hashes
 
     def screen(
         self,

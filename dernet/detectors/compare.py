@@ -3,7 +3,8 @@
 Every detector evaluated by one protocol on one split (the VinDr-SpineXR one: every image, confidence 0.001, original
 pixels, pycocotools AP@0.5), in the layout of VinDr-SpineXR's Table 4 (per-class AP in the papers' order, mAP),
 plus Weighted Boxes Fusion of all of them, with fusion weights and IoU threshold chosen on the validation split
-(never on the split reported), and each model's ONNX Runtime latency per image on this machine. Writes
+(never on the split reported), and each model's ONNX Runtime latency per image on this machine. With --models (an
+export holding the classifier), the best single detector also runs through the gate's three modes with it. Writes
 comparison_<split>.{md,json} under --out.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +26,8 @@ from ..datasets.preprocessing import resolve_clahe
 from ..deploy.detection import Detections
 from ..deploy.engines import RuntimeOptions, load_model
 from ..deploy.fusion import fuse_detections
-from ..deploy.manifest import read_manifest_file
+from ..deploy.manifest import DetectorSpec, load_manifest, read_manifest_file
+from ..deploy.screening import MODES
 from ..errors import MissingFileError, UsageError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..imaging import detector_array
@@ -71,9 +74,16 @@ def choose_fusion(val_per_model: list[list[DetectionSample]]) -> FusionChoice:
 
 
 def compare_detectors(
-    yolo: Path | None, checkpoints: list[Path], data_dir: Path, split: str, out: Path, latency: bool = True
+    yolo: Path | None,
+    checkpoints: list[Path],
+    data_dir: Path,
+    split: str,
+    out: Path,
+    latency: bool = True,
+    classifier_export: Path | None = None,
 ) -> dict[str, Any]:
-    """The comparison table's numbers (and its files under ``out``)."""
+    """The comparison table's numbers (and its files under ``out``); with ``classifier_export`` (an export folder)
+    also the best single detector's AP in each gate mode, screened with that export's classifier."""
     if split == "val":
         raise UsageError("--split val: fusion is chosen on val, so the table must report another split (test)")
     models = _models(yolo, checkpoints)
@@ -84,7 +94,13 @@ def compare_detectors(
         fusion = choose_fusion([by_split["val"] for by_split in samples.values()])
         fused = fuse_samples([by_split[split] for by_split in samples.values()], fusion.weights, fusion.iou_thr)
         rows["WBF (all)"] = average_precision_50(fused, CLASS_NAMES)
-    ms = _latencies(models, data_dir) if latency else {}
+    best = max(models, key=lambda name: rows[name]["map50"])  # the best single detector (ties: the first)
+    with tempfile.TemporaryDirectory() as tmp:
+        wanted = models if latency else ({best: models[best]} if classifier_export else {})
+        exports = _exports(wanted, data_dir, Path(tmp), {best: classifier_export} if classifier_export else {})
+        ms = {name: _latency(folder, spec, data_dir) for name, (folder, spec) in exports.items()} if latency else {}
+        gate_modes = _gate_modes(best, exports[best][0], data_dir, split, classifier_export) if classifier_export \
+            else None
     if fusion is not None and ms:
         ms["WBF (all)"] = round(sum(ms.values()), 1)  # the models run one after the other; fusion itself is < 1 ms
     result = {
@@ -96,6 +112,7 @@ def compare_detectors(
         "ms_per_image": ms,
         "fusion": None if fusion is None else {"weights": list(fusion.weights), "iou_thr": fusion.iou_thr,
                                                "chosen_on": "val", "val_map50": fusion.val_map50},  # fmt: skip
+        "gate_modes": gate_modes,
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / f"comparison_{split}.json", result)
@@ -116,6 +133,12 @@ def format_comparison(result: dict[str, Any], rows: dict[str, dict]) -> str:
         f = result["fusion"]
         lines += ["", f"WBF weights {f['weights']} (in row order), IoU {f['iou_thr']}: chosen on val "
                       f"(mAP@0.5 {100 * f['val_map50']:.2f} there)."]  # fmt: skip
+    if result["gate_modes"]:
+        g = result["gate_modes"]
+        lines += ["", f"The best single detector, {g['model']}, in the gate's three modes with the export's classifier "
+                      f"(`{g['export']}`; ONNX Runtime fp32): gate: boxes only on images DERNet calls abnormal; "
+                      "fusion: every image, boxes >= 0.5 on the others; all: every box.", "",
+                  detection_table(g["modes"])]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -159,26 +182,47 @@ def _predictors(models: dict[str, Path], data_dir: Path):
             yield name, lambda s, m=module, c=clahe: predict_split(m, data_dir, s, c, progress=False)
 
 
-def _latencies(models: dict[str, Path], data_dir: Path) -> dict[str, float]:
-    """Median ms per image of each model's verified ONNX export (made in a temporary folder) on one val canvas."""
-    from ..datasets.cached import sample_inputs
+def _exports(
+    models: dict[str, Path], data_dir: Path, tmp: Path, beside: dict[str, Path]
+) -> dict[str, tuple[Path, DetectorSpec]]:
+    """Each model's verified ONNX export in a folder under ``tmp``: a copy of ``beside[name]`` (an export with its
+    classifier) where given, the detector alone otherwise."""
     from .export import export_torchvision_detector
 
-    ms = {}
-    runtime = RuntimeOptions(["cpu"])
-    for name, path in models.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            if name == "YOLO11":
-                from yolo_spine.export import export_detector
+    exports = {}
+    for i, (name, path) in enumerate(models.items()):
+        folder = tmp / f"model{i}"
+        if beside.get(name) is not None:
+            load_manifest(beside[name])  # one line naming the folder when it is not a complete export
+            shutil.copytree(beside[name], folder)
+        if name == "YOLO11":
+            from yolo_spine.export import export_detector
 
-                spec = export_detector(path, data_dir, tmp)
-            else:
-                spec = export_torchvision_detector(path, data_dir, tmp)
-            clahe = read_manifest_file(tmp).preprocessing.clahe
-            canvas = sample_inputs(data_dir, "val", 1, lambda c, s=spec.imgsz, k=clahe: detector_array(c, s, k)[0])[0]
-            model = load_model(Path(tmp) / spec.file, "fp32", runtime)
-            ms[name] = round(median_s(lambda m=model, x=canvas: m(x), LATENCY_RUNS) * 1000, 1)
-    return ms
+            spec = export_detector(path, data_dir, folder)
+        else:
+            spec = export_torchvision_detector(path, data_dir, folder)
+        exports[name] = (folder, spec)
+    return exports
+
+
+def _latency(folder: Path, spec: DetectorSpec, data_dir: Path) -> float:
+    """Median ms per image of an exported detector (fp32, CPU, batch 1) on one val canvas."""
+    from ..datasets.cached import sample_inputs
+
+    clahe = read_manifest_file(folder).preprocessing.clahe
+    canvas = sample_inputs(data_dir, "val", 1, lambda c: detector_array(c, spec.imgsz, clahe)[0])[0]
+    model = load_model(folder / spec.file, "fp32", RuntimeOptions(["cpu"]))
+    return round(median_s(lambda: model(canvas), LATENCY_RUNS) * 1000, 1)
+
+
+def _gate_modes(name: str, folder: Path, data_dir: Path, split: str, classifier_export: Path) -> dict[str, Any]:
+    """AP@0.5 of the detector in ``folder`` in each gate mode, screened with the classifier copied there from
+    ``classifier_export`` (fp32)."""
+    from ..evaluation.exported import evaluate_exported
+
+    detection = evaluate_exported(folder, data_dir, split, None, bootstrap=0, variant="fp32")["detection"]
+    modes = {mode: {"ap50": detection[mode]["ap50"], "map50": detection[mode]["map50"]} for mode in MODES}
+    return {"model": name, "export": str(classifier_export), "modes": modes}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m dernet.detectors.compare") -> int:
@@ -189,10 +233,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.detectors.
     add_split(parser)
     add_out(parser, "runs/compare", "the comparison table")
     parser.add_argument("--no-latency", dest="latency", action="store_false", help="skip the ONNX latency column")
+    parser.add_argument("--models", type=Path, help="an export holding the classifier (export/): also the best "
+                        "single detector's AP in each gate mode with it")  # fmt: skip
     args = parser.parse_args(argv)
 
     def run(args: argparse.Namespace) -> int:
-        result = compare_detectors(args.yolo, args.detectors, args.data, args.split, args.out, args.latency)
+        result = compare_detectors(args.yolo, args.detectors, args.data, args.split, args.out, args.latency,
+                                   args.models)  # fmt: skip
         print((args.out / f"comparison_{result['split']}.md").read_text())
         print(f"written: {args.out}/comparison_{args.split}.{{md,json}}")
         return 0

@@ -31,11 +31,12 @@ from torchvision.models.detection import (
     retinanet_resnet50_fpn_v2,
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-from torchvision.models.detection.retinanet import RetinaNetClassificationHead
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetClassificationHead, RetinaNetHead
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import FrozenBatchNorm2d
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from ..classes import CLASS_NAMES
 from ..config import ConfigError
@@ -68,23 +69,27 @@ def build_detector(
     pretrained_path: str | None = None,
     trainable_backbone_layers: int = 3,
     anchor_sizes: tuple[int, ...] | None = None,
+    fpn_channels: int = 256,
     **head_options: int,
 ) -> nn.Module:
     """A torchvision detector for [3, imgsz, imgsz] canvases, 8 labels (0 unused), scoring every box >= 0.001.
 
     ``train_sizes``: square sizes drawn per batch in training (multi-scale; torchvision's transform rescales the
     canvas); evaluation and export run at ``imgsz``. ``anchor_sizes``: the anchor size of each of the 5 FPN levels
-    (None: torchvision's 32-512 px; lesions under about 20 px of the canvas need smaller ones). ``head_options``:
+    (None: torchvision's 32-512 px; lesions under about 20 px of the canvas need smaller ones). ``fpn_channels``: the
+    pyramid's width (torchvision's 256; narrower, for ResNet-18/34 only, cuts a CPU step about 3x). ``head_options``:
     torchvision's own keyword arguments (rpn_post_nms_top_n_train, box_batch_size_per_image, ...), unchanged.
     """
     _check_choice("arch", arch, ARCHITECTURES)
     _check_choice("backbone", backbone, BACKBONES)
     _check_choice("pretrained", pretrained, PRETRAINED)
-    if backbone != "resnet50" and (arch.endswith("_v2") or pretrained == "coco"):
+    if backbone != "resnet50" and pretrained == "coco":
         raise ConfigError(
-            f"backbone {backbone}: torchvision has COCO weights and v2 models for resnet50 only; use resnet50, or "
-            "pretrained: imagenet / null with arch faster_rcnn or retinanet"
+            f"backbone {backbone}: torchvision has COCO detector weights for resnet50 only; use resnet50, or "
+            "pretrained: imagenet / null"
         )
+    if fpn_channels != 256 and backbone == "resnet50":
+        raise ConfigError(f"fpn_channels {fpn_channels}: torchvision's ResNet-50 detectors are 256 wide; use 256")
     if any(size > imgsz for size in train_sizes):
         raise ConfigError(
             f"train_sizes {list(train_sizes)}: each must be at most imgsz {imgsz} (a larger one only upsamples the "
@@ -99,7 +104,7 @@ def build_detector(
     if backbone == "resnet50":
         model = _resnet50_detector(arch, pretrained, pretrained_path, trainable_backbone_layers, options)
     else:
-        model = _small_detector(arch, backbone, pretrained, trainable_backbone_layers, options)
+        model = _small_detector(arch, backbone, pretrained, trainable_backbone_layers, fpn_channels, options)
     if pretrained_path and backbone != "resnet50":
         _load_state(model, pretrained_path)
     return model
@@ -131,24 +136,66 @@ def _resnet50_detector(arch: str, pretrained: str | None, path: str | None, trai
     )
 
 
-def _small_detector(arch: str, backbone: str, pretrained: str | None, trainable: int, options: dict) -> nn.Module:
-    """A ResNet-18/34 FPN detector (the MRI paper's RetinaNet; the demo's lighter models)."""
+def _small_detector(
+    arch: str, backbone: str, pretrained: str | None, trainable: int, channels: int, options: dict
+) -> nn.Module:
+    """A ResNet-18/34 FPN detector (the MRI paper's RetinaNet; the demo's lighter models), ``channels`` wide.
+
+    ``_v2`` builds torchvision's v2 design on it (normalised pyramid and heads, GIoU for RetinaNet), which is what
+    lets a detector learn from random weights in few steps (He et al., Rethinking ImageNet Pre-training).
+    """
+    v2 = arch.endswith("_v2")
 
     def make(weights):
         # Frozen batch norm (resnet_fpn_backbone's default) keeps pretrained statistics; from random weights it is
         # the identity and training barely moves, so those train ordinary batch norm (as torchvision's R50 builders).
         norm = FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d
-        if arch == "retinanet":
+        if arch.startswith("retinanet"):
             fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable,
                                       returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256),
                                       norm_layer=norm)  # fmt: skip
-            return RetinaNet(fpn, num_classes=NUM_LABELS, **options)
+            fpn = _narrowed(fpn, channels, LastLevelP6P7(channels, channels), None)
+            if v2:
+                options["head"] = _retinanet_v2_head(channels, options)
+            return RetinaNet(fpn, NUM_LABELS, **options)
         fpn = resnet_fpn_backbone(backbone_name=backbone, weights=weights, trainable_layers=trainable, norm_layer=norm)
-        return FasterRCNN(fpn, num_classes=NUM_LABELS, **options)
+        fpn = _narrowed(fpn, channels, LastLevelMaxPool(), nn.BatchNorm2d if v2 else None)
+        if v2:
+            anchors = _anchors_per_location(options, "rpn_anchor_generator")
+            options["rpn_head"] = RPNHead(channels, anchors, conv_depth=2)
+            options["box_head"] = FastRCNNConvFCHead((channels, 7, 7), [channels] * 4, [1024], nn.BatchNorm2d)
+        return FasterRCNN(fpn, NUM_LABELS, **options)
 
     if pretrained != "imagenet":
         return make(None)
     return _with_weights(make, lambda: make(None), IMAGENET[backbone], f"{backbone} ImageNet weights")
+
+
+def _retinanet_v2_head(channels: int, options: dict) -> RetinaNetHead:
+    """torchvision's RetinaNet v2 head (group norm, GIoU box loss) at ``channels``."""
+    head = RetinaNetHead(channels, _anchors_per_location(options, "anchor_generator"), NUM_LABELS,
+                         norm_layer=partial(nn.GroupNorm, 32))  # fmt: skip
+    head.regression_head._loss_type = "giou"  # as torchvision's retinanet_resnet50_fpn_v2 sets it
+    return head
+
+
+def _anchors_per_location(options: dict, key: str) -> int:
+    """Anchors per feature-map location: ours (anchor_sizes) or torchvision's default (3 for Faster R-CNN's RPN,
+    9 for RetinaNet)."""
+    if key in options:
+        return options[key].num_anchors_per_location()[0]
+    return 3 if key == "rpn_anchor_generator" else 9
+
+
+def _narrowed(fpn: BackboneWithFPN, channels: int, extra_blocks: nn.Module, norm: type | None) -> BackboneWithFPN:
+    """``fpn`` with its pyramid ``channels`` wide and normalised by ``norm``: resnet_fpn_backbone (which freezes the
+    stages we asked for) always builds a plain 256-wide one, so another replaces its FPN on the same ResNet stages."""
+    if channels == fpn.out_channels and norm is None:
+        return fpn
+    widths = [block[0].in_channels for block in fpn.fpn.inner_blocks]
+    fpn.fpn = FeaturePyramidNetwork(widths, channels, extra_blocks=extra_blocks, norm_layer=norm)
+    fpn.out_channels = channels
+    return fpn
 
 
 def _anchors(arch: str, sizes: tuple[int, ...]) -> dict[str, AnchorGenerator]:

@@ -28,6 +28,7 @@ class LesionDetector(pl.LightningModule):
         pretrained_path: a local weights file to start from instead (a state dict or a checkpoint of this model).
         trainable_backbone_layers: ResNet stages trained (0..5); torchvision's default is 3.
         anchor_sizes: anchor size per FPN level, 5 in all (null: torchvision's 32..512 px).
+        fpn_channels: the feature pyramid's width (torchvision's 256; narrower for resnet18/34 only).
         optimizer: sgd (the papers') | adamw (faster from random weights: the CPU demo's).
         lr: learning rate at batch 16 (the papers'); scaled linearly to the data's batch size.
         momentum: SGD momentum (adamw: unused).
@@ -50,6 +51,7 @@ class LesionDetector(pl.LightningModule):
         pretrained_path: str | None = None,
         trainable_backbone_layers: int = 3,
         anchor_sizes: list[int] | None = None,
+        fpn_channels: int = 256,
         optimizer: str = "sgd",
         lr: float = 0.02,
         momentum: float = 0.9,
@@ -70,7 +72,7 @@ class LesionDetector(pl.LightningModule):
         heads = {k: v for k, v in heads.items() if v is not None and arch.startswith("faster_rcnn")}
         anchors = tuple(anchor_sizes) if anchor_sizes else None
         self.model = build_detector(arch, backbone, imgsz, tuple(train_sizes or ()), pretrained, pretrained_path,
-                                    trainable_backbone_layers, anchors, **heads)  # fmt: skip
+                                    trainable_backbone_layers, anchors, fpn_channels, **heads)  # fmt: skip
         self.val_map = MeanAveragePrecision(
             iou_type="bbox", iou_thresholds=[0.5], max_detection_thresholds=[1, 10, 300], backend="pycocotools"
         )
