@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 CONFIGS = {"Faster R-CNN v2": ROOT / "configs/demo/detectors/faster_rcnn_r18_fpn.yaml",
            "RetinaNet v2": ROOT / "configs/demo/detectors/retinanet_r18_fpn.yaml"}  # fmt: skip
 # mAP@0.5 on the phantom test split (61 images), measured by `make demo-detectors` on 2 cores: Faster R-CNN v2
-# FRCNN_MEASURED, RetinaNet v2 RETINA_MEASURED (YOLO11n: YOLO_MEASURED). A detector that has learned nothing scores
-# about 0 (its boxes fall where lesions are only by chance); the floors leave room for CPU thread-order noise.
-FLOORS = {"Faster R-CNN v2": 0.05, "RetinaNet v2": 0.05}
+# 10.89%, RetinaNet v2 3.74% (YOLO11n 38.84%); each config after two training steps scores 0.00%. Two runs here
+# gave the same figures; the floors, at about half, leave room for another machine's arithmetic.
+FLOORS = {"Faster R-CNN v2": 0.05, "RetinaNet v2": 0.018}
 COMPARISON = ROOT / "runs/compare/comparison_test.json"
 DEMO_OUTPUTS = [ROOT / "runs/yolo_spine/train/weights/best.pt", ROOT / "export/manifest.json"]
 

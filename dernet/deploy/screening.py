@@ -144,7 +144,11 @@ class Screener:
             self.variants[role], self.files[role] = name, path
             loaded[role] = load_model(path, name, self.runtime)
         self.classifier, self.detector = loaded["classifier"], loaded["detector"]
-        self._further: list | None = None  # the further detectors (fp32), loaded when fusion first needs them
+        # the further detectors (fp32): loaded here for fusion (threads sharing this Screener then only read them),
+        # else when detections_per_model first asks
+        self._further: list | None = None
+        if fuse:
+            self._further = [load_model(m.path_of(spec), "fp32", self.runtime) for spec in m.detectors]
         self._isolated = IsolatedReader(isolation) if isolation is not None else None
 
     def close(self) -> None:

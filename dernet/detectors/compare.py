@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from ..classes import CLASS_NAMES
 from ..cliutil import add_data, add_out, add_split, run_command
-from ..datasets.preprocessing import resolve_clahe
 from ..deploy.detection import Detections
 from ..deploy.engines import RuntimeOptions, load_model
 from ..deploy.fusion import fuse_detections
@@ -178,7 +177,7 @@ def _predictors(models: dict[str, Path], data_dir: Path):
             from .evaluate import load_detector, predict_split
 
             module = load_detector(path)
-            clahe = module.trained_clahe or resolve_clahe(data_dir, None, None)
+            clahe = module.clahe_for(data_dir)
             yield name, lambda s, m=module, c=clahe: predict_split(m, data_dir, s, c, progress=False)
 
 

@@ -20,7 +20,6 @@ from ..classes import CLASS_NAMES
 from ..cliutil import add_conf, add_data, add_split, run_command
 from ..datasets.cached import read_cached_image
 from ..datasets.labels import read_row_boxes
-from ..datasets.preprocessing import resolve_clahe
 from ..datasets.tables import read_table, split_rows
 from ..deploy.detection import decode_torchvision
 from ..errors import MissingFileError
@@ -85,7 +84,7 @@ def evaluate_checkpoint(
 
     module = load_detector(checkpoint)
     data_dir = Path(data_dir)
-    clahe = module.trained_clahe or resolve_clahe(data_dir, None, None)
+    clahe = module.clahe_for(data_dir)
     samples = predict_split(module, data_dir, split, clahe, conf, progress)
     result = average_precision_50(samples, CLASS_NAMES)
     result.update(split=split, images=len(samples), imgsz=module.hparams.imgsz, conf=conf, checkpoint=str(checkpoint),

@@ -20,7 +20,7 @@ from torch import nn
 from ..classes import CLASS_NAMES
 from ..cliutil import add_conf, add_data, add_models, run_command
 from ..datasets.cached import sample_inputs
-from ..datasets.preprocessing import read_data_preprocessing, resolve_clahe
+from ..datasets.preprocessing import read_data_preprocessing
 from ..deploy.detection import TORCHVISION_LAYOUT, decode_torchvision
 from ..deploy.manifest import DetectorSpec, Preprocessing, add_detector, install_model_file, update_manifest
 from ..export.verify import ExportVerificationError, check_onnx, match_detections, ort_session
@@ -62,7 +62,7 @@ def export_torchvision_detector(
     module = load_detector(checkpoint)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     arch, imgsz = module.hparams.arch, int(module.hparams.imgsz)
-    clahe = module.trained_clahe or resolve_clahe(data_dir, None, None)
+    clahe = module.clahe_for(data_dir)
     inputs = sample_inputs(data_dir, "val", samples, lambda c: detector_array(c, imgsz, clahe)[0], "abnormal_first")
     graph = CanvasDetector(module.model).eval()
     name = f"{arch}.onnx"

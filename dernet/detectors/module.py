@@ -3,11 +3,14 @@ a linear warm-up), multi-scale training, and validation mAP@0.5 (torchmetrics) c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
 from ..config import ConfigError
+from ..datasets.preprocessing import resolve_clahe
 from ..imaging import ClaheParams
 from .models import build_detector
 
@@ -105,6 +108,10 @@ class LesionDetector(pl.LightningModule):
         data = checkpoint.get("datamodule_hyper_parameters") or {}
         if data.get("clahe_clip_limit") is not None and data.get("clahe_tile_grid") is not None:
             self.trained_clahe = ClaheParams(float(data["clahe_clip_limit"]), int(data["clahe_tile_grid"]))
+
+    def clahe_for(self, data_dir: str | Path) -> ClaheParams:
+        """The CLAHE this detector was trained with, or (a checkpoint without data settings) the prepared data's."""
+        return self.trained_clahe or resolve_clahe(data_dir, None, None)
 
     def configure_optimizers(self):
         h = self.hparams
