@@ -27,6 +27,7 @@ LAYERS = {
     "dernet.datasets": 2,
     "dernet.metrics": 2,
     "dernet.ensemble": 3,
+    "dernet.training": 3,
     "yolo_spine": 3,
     "dernet.detectors": 3,
     "dernet.export": 4,

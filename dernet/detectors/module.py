@@ -9,14 +9,12 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
-from ..config import ConfigError
 from ..datasets.preprocessing import resolve_clahe
 from ..imaging import ClaheParams
+from ..training.optim import OPTIMIZERS, build_optimizer, build_schedule, check_choice
 from .models import build_detector
 
-__all__ = ["OPTIMIZERS", "LesionDetector"]
-
-OPTIMIZERS = ("sgd", "adamw")
+__all__ = ["LesionDetector"]
 
 
 class LesionDetector(pl.LightningModule):
@@ -67,8 +65,7 @@ class LesionDetector(pl.LightningModule):
         box_batch_size_per_image: int | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{optimizer}'")
+        check_choice("optimizer", optimizer, OPTIMIZERS)
         self.save_hyperparameters()
         heads = {"rpn_post_nms_top_n_train": rpn_post_nms_top_n_train,
                  "box_batch_size_per_image": box_batch_size_per_image}  # fmt: skip
@@ -116,22 +113,7 @@ class LesionDetector(pl.LightningModule):
     def configure_optimizers(self):
         h = self.hparams
         lr = h.lr * h.batch_size / 16  # the linear scaling rule, from the papers' batch of 16
-        params = [p for p in self.parameters() if p.requires_grad]
-        if h.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=lr, momentum=h.momentum, weight_decay=h.weight_decay)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=h.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, StepSchedule(h.warmup_steps, h.milestones, h.gamma))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-class StepSchedule:
-    """The learning-rate factor at a step: linear warm-up from 1/1000, then gamma at each milestone (detectron2's
-    WarmupMultiStepLR, which the papers' MMDetection/Detectron2 recipes use)."""
-
-    def __init__(self, warmup_steps: int, milestones: list[int] | None, gamma: float) -> None:
-        self.warmup_steps, self.milestones, self.gamma = warmup_steps, sorted(milestones or []), gamma
-
-    def __call__(self, step: int) -> float:
-        warmup = 1.0 if step >= self.warmup_steps else 1e-3 + (1 - 1e-3) * step / self.warmup_steps
-        return warmup * self.gamma ** sum(step >= m for m in self.milestones)
+        optimizer = build_optimizer(self.parameters(), h.optimizer, lr, h.weight_decay, h.momentum)
+        schedule = build_schedule(optimizer, "step", warmup_steps=h.warmup_steps, milestones=h.milestones,
+                                  gamma=h.gamma)  # fmt: skip
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

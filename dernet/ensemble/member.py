@@ -15,6 +15,7 @@ from torch import nn
 from torchmetrics.classification import BinaryAUROC
 
 from ..imaging import ClaheParams
+from ..training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, check_choice
 from .backbones import create_backbone
 
 __all__ = ["MemberClassifier"]
@@ -29,8 +30,15 @@ class MemberClassifier(pl.LightningModule):
         pretrained: start from ImageNet weights (local file or cache; see backbones.py).
         pretrained_path: a weights file to start from instead of the default ImageNet weights.
         in_chans: input channels of the first convolution (1: grayscale; timm adapts RGB weights).
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
+        lr: learning rate.
+        weight_decay: weight decay.
+        optimizer: adamw (DERNet's) | sgd (VinDr-SpineXR's, with ``momentum``).
+        momentum: SGD momentum (adamw: unused).
+        schedule: cosine (DERNet's: annealed over max_epochs, per epoch) | step (a linear warm-up of
+            ``warmup_steps``, then the rate times ``gamma`` at each of ``milestones``, per step; none: constant).
+        warmup_steps: step schedule: linear warm-up steps.
+        milestones: step schedule: optimizer steps at which the rate is multiplied by ``gamma``.
+        gamma: step schedule: the factor at each milestone.
         pos_weight: weight of the abnormal class in the BCE loss (the data module supplies it).
         drop_rate: dropout before the classifier head.
     """
@@ -44,10 +52,18 @@ class MemberClassifier(pl.LightningModule):
         in_chans: int = 1,
         lr: float = 1e-4,
         weight_decay: float = 1e-2,
+        optimizer: str = "adamw",
+        momentum: float = 0.9,
+        schedule: str = "cosine",
+        warmup_steps: int = 0,
+        milestones: list[int] | None = None,
+        gamma: float = 0.1,
         pos_weight: float | None = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        check_choice("schedule", schedule, SCHEDULES)
         self.save_hyperparameters()
         self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans)
         if drop_rate and hasattr(self.net, "drop_rate"):
@@ -103,10 +119,11 @@ class MemberClassifier(pl.LightningModule):
             self.trained_clahe = ClaheParams(float(data["clahe_clip_limit"]), int(data["clahe_tile_grid"]))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        h = self.hparams
+        optimizer = build_optimizer(self.parameters(), h.optimizer, h.lr, h.weight_decay, h.momentum)
         epochs = max(int(self.trainer.max_epochs or 1), 1)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        schedule = build_schedule(optimizer, h.schedule, epochs, h.warmup_steps, h.milestones, h.gamma)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
 def _channel_stats(backbone: str, in_chans: int) -> tuple[torch.Tensor, torch.Tensor]:

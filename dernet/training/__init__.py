@@ -1,0 +1,1 @@
+"""Training helpers shared by every trained model (ensemble members, torchvision detectors)."""

@@ -1,0 +1,64 @@
+"""Optimizers and learning-rate schedules by name, as the YAML recipes give them: DERNet's AdamW + cosine, the
+papers' SGD + momentum + warm-up and steps (a constant rate is steps with no milestones). One home for the ensemble
+members and the detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ..config import ConfigError
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "StepSchedule", "build_optimizer", "build_schedule", "check_choice"]
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step")  # cosine: over the epochs, per epoch; step: warm-up + milestones, per step
+
+
+def check_choice(key: str, value: Any, choices: tuple) -> None:
+    """One line naming the key, the value and the choices (a recipe's mistake, not a bug)."""
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}, got '{value}'")
+
+
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float, momentum: float = 0.9
+) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum, over the parameters that train."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    params = [p for p in params if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    epochs: int = 1,
+    warmup_steps: int = 0,
+    milestones: list[int] | None = None,
+    gamma: float = 0.1,
+) -> dict[str, Any]:
+    """Lightning's ``lr_scheduler`` entry: cosine annealing over ``epochs`` (stepped per epoch), or ``StepSchedule``
+    (stepped per optimizer step)."""
+    check_choice("schedule", name, SCHEDULES)
+    if name == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(epochs), 1))
+        return {"scheduler": scheduler, "interval": "epoch"}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, StepSchedule(warmup_steps, milestones, gamma))
+    return {"scheduler": scheduler, "interval": "step"}
+
+
+class StepSchedule:
+    """The learning-rate factor at a step: linear warm-up from 1/1000, then gamma at each milestone (detectron2's
+    WarmupMultiStepLR, which the papers' MMDetection/Detectron2 recipes use). No warm-up and no milestone: constant."""
+
+    def __init__(self, warmup_steps: int, milestones: list[int] | None, gamma: float) -> None:
+        self.warmup_steps, self.milestones, self.gamma = warmup_steps, sorted(milestones or []), gamma
+
+    def __call__(self, step: int) -> float:
+        warmup = 1.0 if step >= self.warmup_steps else 1e-3 + (1 - 1e-3) * step / self.warmup_steps
+        return warmup * self.gamma ** sum(step >= m for m in self.milestones)

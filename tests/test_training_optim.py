@@ -1,0 +1,56 @@
+"""Optimizers and schedules by name (dernet.training.optim): DERNet's AdamW + cosine, the papers' SGD + steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dernet.config import ConfigError
+from dernet.training.optim import StepSchedule, build_optimizer, build_schedule
+
+
+def _model() -> nn.Module:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    model[0].weight.requires_grad_(False)  # a frozen tensor never reaches the optimizer
+    return model
+
+
+def test_sgd_and_adamw_by_name_over_the_trainable_parameters() -> None:
+    sgd = build_optimizer(_model().parameters(), "sgd", 0.001, 1e-4, momentum=0.9)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9 and sgd.defaults["lr"] == 0.001
+    assert sum(len(g["params"]) for g in sgd.param_groups) == 3  # 4 tensors, one frozen
+    adamw = build_optimizer(_model().parameters(), "adamw", 1e-4, 1e-2)
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["weight_decay"] == 1e-2
+    with pytest.raises(ConfigError, match="optimizer must be one of adamw, sgd, got 'adam'"):
+        build_optimizer(_model().parameters(), "adam", 1e-4, 0.0)
+
+
+def test_step_schedule_warms_up_then_cuts_at_each_milestone_and_is_constant_without_them() -> None:
+    schedule = StepSchedule(warmup_steps=10, milestones=[30, 20], gamma=0.1)
+    assert schedule(0) == pytest.approx(1e-3) and schedule(5) == pytest.approx(1e-3 + (1 - 1e-3) * 0.5)
+    assert [schedule(s) for s in (10, 19, 20, 29, 30)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    assert {StepSchedule(0, [], 0.1)(s) for s in range(100)} == {1.0}  # VinDr-SpineXR's constant rate
+
+
+def test_lightning_schedule_entries_step_per_epoch_for_cosine_and_per_step_for_steps() -> None:
+    optimizer = build_optimizer(_model().parameters(), "sgd", 0.01, 0.0)
+    cosine = build_schedule(optimizer, "cosine", epochs=4)
+    assert cosine["interval"] == "epoch" and cosine["scheduler"].T_max == 4
+    steps = build_schedule(build_optimizer(_model().parameters(), "sgd", 0.01, 0.0), "step", milestones=[2])
+    assert steps["interval"] == "step"
+    for _ in range(2):
+        steps["scheduler"].optimizer.step()
+        steps["scheduler"].step()
+    assert steps["scheduler"].get_last_lr() == pytest.approx([0.001])
+    with pytest.raises(ConfigError, match="schedule must be one of cosine, step"):
+        build_schedule(optimizer, "onecycle")
+
+
+def test_a_member_names_a_bad_optimizer_or_schedule_in_one_line() -> None:
+    from dernet.ensemble.member import MemberClassifier
+
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
+        MemberClassifier("resnet18", 32, pretrained=False, optimizer="rmsprop")
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        MemberClassifier("resnet18", 32, pretrained=False, schedule="poly")
