@@ -54,3 +54,25 @@ def test_a_member_names_a_bad_optimizer_or_schedule_in_one_line() -> None:
         MemberClassifier("resnet18", 32, pretrained=False, optimizer="rmsprop")
     with pytest.raises(ConfigError, match="schedule must be one of"):
         MemberClassifier("resnet18", 32, pretrained=False, schedule="poly")
+
+
+def test_the_vindr_spinexr_recipe_is_the_papers_sgd_and_an_unweighted_logit_average() -> None:
+    import yaml
+
+    from dernet.ensemble.ensemble_config import load_ensemble_config
+    from dernet.ensemble.member import MemberClassifier
+
+    from .conftest import ROOT
+
+    folder = ROOT / "configs/vindr_spinexr"
+    ensemble = load_ensemble_config(folder / "ensemble.yaml")
+    assert list(ensemble.members) == ["densenet121", "densenet169", "densenet201"]
+    assert ensemble.weights == [1, 1, 1] and ensemble.combine == "logit" and ensemble.fit_split == "val"
+    for name in ensemble.members:
+        recipe = yaml.safe_load((folder / f"{name}.yaml").read_text())
+        assert recipe["trainer"]["max_steps"] == 10_000 and recipe["data"]["batch_size"] == 32
+        model = recipe["model"]
+        assert (model["backbone"], model["image_size"], model["optimizer"], model["lr"]) == (name, 224, "sgd", 1e-3)
+        assert model["schedule"] == "step" and model["milestones"] == [] and model["pretrained"] is True
+    member = MemberClassifier(**{**model, "pretrained": False})  # the keys are the member's own
+    assert member.hparams.optimizer == "sgd" and member.hparams.warmup_steps == 1000
