@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -76,3 +78,17 @@ def test_the_vindr_spinexr_recipe_is_the_papers_sgd_and_an_unweighted_logit_aver
         assert model["schedule"] == "step" and model["milestones"] == [] and model["pretrained"] is True
     member = MemberClassifier(**{**model, "pretrained": False})  # the keys are the member's own
     assert member.hparams.optimizer == "sgd" and member.hparams.warmup_steps == 1000
+
+
+def test_an_sgd_recipe_trains_through_the_real_cli_with_its_warm_up(prepared_dir: Path, tmp_path: Path) -> None:
+    from dernet.ensemble.cli import main as dernet_main
+
+    from .conftest import ROOT, quick
+
+    config = ROOT / "configs/vindr_spinexr/densenet121.yaml"
+    args = ["fit", "--config", str(config), *quick(prepared_dir, tmp_path), "--model.pretrained", "false"]
+    assert dernet_main(args) == 0
+    saved = torch.load(tmp_path / "densenet121" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    group = saved["optimizer_states"][0]["param_groups"][0]
+    assert group["momentum"] == 0.9 and group["weight_decay"] == 1e-4  # SGD, from the YAML
+    assert group["lr"] == pytest.approx(1e-3 * (1e-3 + (1 - 1e-3) * 2 / 1000))  # two steps into the warm-up
