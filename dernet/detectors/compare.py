@@ -85,6 +85,8 @@ def compare_detectors(
     also the best single detector's AP in each gate mode, screened with that export's classifier."""
     if split == "val":
         raise UsageError("--split val: fusion is chosen on val, so the table must report another split (test)")
+    if classifier_export is not None:
+        load_manifest(classifier_export)  # before minutes of predictions: one line naming an incomplete export
     models = _models(yolo, checkpoints)
     samples = {name: {s: predict(s) for s in ("val", split)} for name, predict in _predictors(models, data_dir)}
     rows = {name: average_precision_50(by_split[split], CLASS_NAMES) for name, by_split in samples.items()}
@@ -192,7 +194,6 @@ def _exports(
     for i, (name, path) in enumerate(models.items()):
         folder = tmp / f"model{i}"
         if beside.get(name) is not None:
-            load_manifest(beside[name])  # one line naming the folder when it is not a complete export
             shutil.copytree(beside[name], folder)
         if name == "YOLO11":
             from yolo_spine.export import export_detector
