@@ -297,6 +297,8 @@ def test_comparison_table_fuses_with_weights_chosen_on_val_only(
     assert gate["modes"]["all"]["map50"] == pytest.approx(result["map50"][best], abs=0.02)  # ONNX as PyTorch
     assert "gate's three modes" in (tmp_path / "comparison_test.md").read_text()
     assert compare.main([*args[:-3], "--split", "val", "--out", str(tmp_path)]) == 2  # reporting val is refused
+    assert compare.main([*args, "--models", str(tmp_path / "no-export")]) == 2  # at once, before any prediction
+    assert len(splits_seen) == 1
 
 
 def test_box_fusion_in_the_gate_is_chosen_on_val_and_fuses_every_exported_detector(
