@@ -368,3 +368,47 @@ def test_members_of_another_input_size_resize_inside_the_graph(tmp_path: Path) -
     expected_small = torch.sigmoid(SizeProbe()(small)).numpy()
     np.testing.assert_allclose(members[:, 1], expected_small, atol=1e-5)
     np.testing.assert_allclose(probability, 0.75 * members[:, 0] + 0.25 * members[:, 1], atol=1e-6)
+
+
+def test_five_members_export_and_screen_with_a_fitted_vote(
+    trained: dict, exported_models: Path, inputs: Path, tmp_path: Path
+) -> None:
+    """The graph, the manifest and the gate take any number of members (VinDr-SpineXR's recipe has three others)."""
+    import dataclasses
+
+    import yaml
+
+    from dernet.config import ConfigError
+    from dernet.ensemble.ensemble_config import load_ensemble_config
+    from dernet.ensemble.fit_ensemble import fit_ensemble
+    from dernet.export.classifier import export_classifier
+
+    checkpoints = [str(trained["runs"] / n / "checkpoints" / "best.ckpt") for n in ("densenet121", "resnet50")]
+    names = ["densenet121", "densenet169", "densenet201", "resnet50", "resnet50_b"]  # a checkpoint may serve twice
+    config = yaml.safe_load(trained["ensemble_yaml"].read_text())
+    config.update(members={n: checkpoints[i % 2] for i, n in enumerate(names)}, weights="fit", combine="logit")
+    path = tmp_path / "five.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="316,251 weightings; raise weight_step"):
+        load_ensemble_config(path)  # the 0.02 grid is too fine for five members: one line says so
+    config["weight_step"] = 0.1
+    path.write_text(yaml.safe_dump(config))
+    record = fit_ensemble(dataclasses.replace(load_ensemble_config(path), output=str(tmp_path / "five.json")))
+    assert len(record.weights) == 5 and sum(record.weights) == pytest.approx(1.0)
+
+    models = tmp_path / "models"
+    shutil.copytree(exported_models, models)  # the detector stays; the classifier is replaced
+    spec = export_classifier(tmp_path / "five.json", trained["prepared"], models)
+    manifest = load_manifest(models)
+    assert manifest.classifier.members == tuple(names) and len(manifest.classifier.member_thresholds) == 5
+    assert spec.verified_max_abs_diff <= 1e-4
+
+    from dernet.deploy.screening import Screener
+
+    with Screener(models) as screener:
+        result = screener.screen(inputs / "abnormal.dcm", mode="all")
+    assert list(result.member_probabilities) == names
+    members = np.array([result.member_probabilities[n] for n in names])
+    np.testing.assert_allclose(members[0], members[2], atol=1e-6)  # the same checkpoint, the same probability
+    logits = np.log(members / (1 - members)) @ np.array(manifest.classifier.weights)
+    assert result.probability == pytest.approx(1 / (1 + np.exp(-logits)), abs=1e-5)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, from_mapping, load_yaml
-from .voting import COMBINE_MODES, PAPER_WEIGHTS_BY_MEMBER
+from .voting import COMBINE_MODES, MAX_GRID_POINTS, PAPER_WEIGHTS_BY_MEMBER, grid_points
 
 __all__ = ["EnsembleConfig", "load_ensemble_config"]
 
@@ -39,6 +39,12 @@ class EnsembleConfig:
             raise ConfigError(
                 f"ensemble: the paper weights are for members named {', '.join(PAPER_WEIGHTS_BY_MEMBER)}; "
                 f"got {', '.join(self.members)} (use weights: fit or a list)"
+            )
+        if self.weights == "fit" and grid_points(len(self.members), self.weight_step) > MAX_GRID_POINTS:
+            raise ConfigError(
+                f"ensemble: weights: fit with {len(self.members)} members on a {self.weight_step:g} grid tries "
+                f"{grid_points(len(self.members), self.weight_step):,} weightings; raise weight_step (0.05 or 0.1) "
+                "or give the weights as a list"
             )
         if isinstance(self.weights, list) and len(self.weights) != len(self.members):
             raise ConfigError(f"ensemble: {len(self.weights)} weights for {len(self.members)} members")

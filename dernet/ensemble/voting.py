@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..errors import UsageError
 
-__all__ = ["COMBINE_MODES", "PAPER_WEIGHTS", "PAPER_WEIGHTS_BY_MEMBER", "combine", "fit_weights", "simplex_grid"]
+__all__ = [
+    "COMBINE_MODES",
+    "MAX_GRID_POINTS",
+    "PAPER_WEIGHTS",
+    "PAPER_WEIGHTS_BY_MEMBER",
+    "combine",
+    "fit_weights",
+    "grid_points",
+    "simplex_grid",
+]
 
 # DERNet paper: DenseNet121, EfficientNetV2-S, ResNet50 (by member name, so member order cannot swap them).
 PAPER_WEIGHTS_BY_MEMBER = {"densenet121": 0.42, "tf_efficientnetv2_s": 0.32, "resnet50": 0.26}
 PAPER_WEIGHTS = tuple(PAPER_WEIGHTS_BY_MEMBER.values())
 COMBINE_MODES = ("probability", "logit")
+MAX_GRID_POINTS = 25_000  # 4 members on a 0.02 grid (23,426 weightings); 5 members need a 0.05 grid (10,626)
 _EPS = 1e-6
 
 
@@ -37,6 +48,11 @@ def combine(member_probs: np.ndarray, weights: np.ndarray | tuple[float, ...], m
         clipped = np.clip(probs, _EPS, 1 - _EPS)
         return 1.0 / (1.0 + np.exp(-(np.log(clipped / (1 - clipped)) @ w)))
     raise ValueError(f"mode must be one of {', '.join(COMBINE_MODES)}, got '{mode}'")
+
+
+def grid_points(members: int, step: float) -> int:
+    """How many weight vectors :func:`simplex_grid` yields (each costs one AUROC when fitting)."""
+    return math.comb(round(1 / step) + members - 1, members - 1)
 
 
 def simplex_grid(members: int, step: float) -> np.ndarray:
