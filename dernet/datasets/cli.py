@@ -1,4 +1,5 @@
-"""Command line for the datasets package: `synth` (phantom in the release layout), `prepare` and `samples`."""
+"""Command line for the datasets package: `synth` (a phantom in the release layout, or folder-per-class), `prepare`
+(either layout) and `samples`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..cliutil import run_command
 from ..config import from_mapping, load_clahe_params, load_yaml
 from ..errors import MissingFileError, UsageError
 from ..imaging import set_decoder_threads
+from .imagefolder import GHAURI_CLASSES, LAYOUT, format_imagefolder_summary, prepare_imagefolder, synthesize_imagefolder
 from .prepare import PrepareConfig, prepare_dataset
 from .summary import format_summary
 from .synth import synthesize
@@ -30,11 +32,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write a phantom dataset in the VinDr-SpineXR release layout")
-    synth.add_argument("--out", type=Path, required=True, help="output folder (release layout)")
-    synth.add_argument("--images", type=int, default=40, help="number of images (default 40)")
+    synth = commands.add_parser("synth", help="write a phantom dataset (VinDr-SpineXR release or folder per class)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    add_layout(synth)
+    synth.add_argument(
+        "--classes",
+        default=",".join(GHAURI_CLASSES),
+        help="imagefolder: comma-separated class names, one folder each (default: Ghauri et al.'s four)",
+    )
+    synth.add_argument("--images", type=int, default=40, help="number of images, in all (default 40)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    synth.add_argument("--long-side", type=int, default=640, help="image long side in px (default 640)")
+    synth.add_argument(
+        "--long-side", type=int, help="image long side in px (default 640; imagefolder: 300, as Ghauri et al.'s)"
+    )
     synth.add_argument(
         "--release-like",
         action="store_true",
@@ -44,7 +54,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     synth.set_defaults(run=_synth)
 
     prepare = commands.add_parser("prepare", help="prepare the release (or a phantom) for training")
-    prepare.add_argument("--source", type=Path, required=True, help="release folder: annotations/, *_images/")
+    prepare.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        help="release folder (annotations/, *_images/), or with --layout imagefolder one subfolder per class",
+    )
+    add_layout(prepare)
+    prepare.add_argument(
+        "--classes", help="imagefolder: comma-separated class order (default: the folder names, sorted)"
+    )
     prepare.add_argument("--out", type=Path, required=True, help="output folder (e.g. data/prepared)")
     prepare.add_argument(
         "--config",
@@ -65,6 +84,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_layout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layout",
+        choices=("vindr", LAYOUT),
+        default="vindr",
+        help="vindr: the VinDr-SpineXR release (default); imagefolder: root/<class name>/<images> (PNG, JPEG, DICOM)",
+    )
+
+
+def _class_list(text: str | None) -> list[str] | None:
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _samples(args: argparse.Namespace) -> int:
     from .samples import pick_samples
 
@@ -74,13 +106,20 @@ def _samples(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    if args.images < 1 or args.long_side < 64:
+    long_side = args.long_side or (300 if args.layout == LAYOUT else 640)
+    if args.images < 1 or long_side < 64:
         raise UsageError("--images must be at least 1 and --long-side at least 64")
+    if args.layout == LAYOUT:
+        classes = _class_list(args.classes)
+        per_class = -(-args.images // max(len(classes), 1))
+        counts = synthesize_imagefolder(args.out, classes, per_class, args.seed, long_side, not args.quiet)
+        print(f"phantom written to {args.out} ({', '.join(f'{k}: {v}' for k, v in counts.items())} images)")
+        return 0
     summary = synthesize(
         args.out,
         images=args.images,
         seed=args.seed,
-        long_side=args.long_side,
+        long_side=long_side,
         release_like=args.release_like,
         progress=not args.quiet,
     )
@@ -94,14 +133,19 @@ def _prepare(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("long_side", args.long_side), ("workers", args.workers)) if v is not None}
     config = replace(config, **overrides)
     if not args.source.is_dir():
-        raise MissingFileError(f"{args.source}: no such folder; give the VinDr-SpineXR release folder")
+        what = "one subfolder of images per class" if args.layout == LAYOUT else "the VinDr-SpineXR release folder"
+        raise MissingFileError(f"{args.source}: no such folder; give {what}")
     set_decoder_threads()  # one worker decodes on every core; worker processes take one thread each (cache.py)
     clahe = load_clahe_params(args.config or DEFAULT_CONFIG) if (args.config or DEFAULT_CONFIG.is_file()) else None
-    result = prepare_dataset(args.source, args.out, config, not args.quiet, clahe)
+    if args.layout == LAYOUT:
+        classes = _class_list(args.classes)
+        result = prepare_imagefolder(args.source, args.out, config, not args.quiet, clahe, classes)
+    else:
+        result = prepare_dataset(args.source, args.out, config, not args.quiet, clahe)
     for skipped in result.skipped:
         print(f"skipped {skipped.error}", file=sys.stderr)
     if not args.quiet:
-        print(format_summary(result.summary))
+        print(format_imagefolder_summary(result.summary) if args.layout == LAYOUT else format_summary(result.summary))
     print(f"prepared data in {result.out_dir} ({len(result.skipped)} skipped)")
     return 1 if result.skipped else 0
 

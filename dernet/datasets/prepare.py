@@ -78,16 +78,16 @@ def prepare_dataset(
     source, out_dir = Path(source), Path(out_dir).resolve()
     annotations, remapped = _read_release(source)
     table = _assign_splits(annotations, config)
-    _reset_if_parameters_changed(out_dir, config)
+    reset_if_parameters_changed(out_dir, config)
 
     jobs = [_job(row, annotations[row.image_id], source, out_dir, config) for row in table.itertuples()]
-    results = {r.image_id: r for r in _run_jobs(jobs, config.workers, progress)}
+    results = {r.image_id: r for r in run_jobs(jobs, config.workers, progress)}
 
     table["width"] = [results[i].width for i in table.image_id]
     table["height"] = [results[i].height for i in table.image_id]
     skipped = [r for r in results.values() if r.error]
     kept = table[~table.image_id.isin({r.image_id for r in skipped})]
-    _remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
+    remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
 
     write_text_atomic(out_dir / "classification.csv", kept.to_csv(index=False))
     _write_data_yaml(out_dir)
@@ -135,7 +135,7 @@ def _assign_splits(annotations: dict[str, AnnotatedImage], config: PrepareConfig
     return table
 
 
-def _reset_if_parameters_changed(out_dir: Path, config: PrepareConfig) -> None:
+def reset_if_parameters_changed(out_dir: Path, config: PrepareConfig) -> None:
     """Cached images are reused only if they were made with the same size, folds and seed."""
     params_path = out_dir / PARAMS_FILE
     wanted = {k: v for k, v in asdict(config).items() if k != "workers"}
@@ -164,7 +164,7 @@ def _job(row, image: AnnotatedImage, source: Path, out_dir: Path, config: Prepar
     )
 
 
-def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageResult]:
+def run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageResult]:
     bar = dict(total=len(jobs), desc="prepare", unit="img", disable=not progress, file=sys.stderr)
     if workers == 1:
         return [prepare_image(job) for job in tqdm(jobs, **bar)]
@@ -174,7 +174,7 @@ def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageR
         return list(tqdm(pool.map(prepare_image, jobs, chunksize=2), **bar))
 
 
-def _remove_stale_files(out_dir: Path, kept: set[tuple[str, str]]) -> None:
+def remove_stale_files(out_dir: Path, kept: set[tuple[str, str]]) -> None:
     """Drop cached images and labels that are no longer in the table (Ultralytics would train on them)."""
     for kind, suffix in (("images", ".png"), ("labels", ".txt")):
         for split in SPLITS:
