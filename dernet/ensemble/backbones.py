@@ -29,9 +29,11 @@ class PretrainedWeightsWarning(UserWarning):
     """Pretrained weights were asked for but could not be had; the model starts from random weights."""
 
 
-def create_backbone(name: str, pretrained: bool, pretrained_path: str | None, in_chans: int) -> torch.nn.Module:
-    """A timm model with one output logit (normal vs abnormal)."""
-    kwargs = dict(num_classes=1, in_chans=in_chans)
+def create_backbone(
+    name: str, pretrained: bool, pretrained_path: str | None, in_chans: int, outputs: int = 1
+) -> torch.nn.Module:
+    """A timm model with ``outputs`` logits (one: normal vs abnormal; one per class for lesion types)."""
+    kwargs = dict(num_classes=outputs, in_chans=in_chans)
     if pretrained_path:
         path = Path(pretrained_path)
         if not path.is_file():

@@ -34,10 +34,13 @@ PASS_ON = {*LIGHTNING_COMMANDS, "cv", "train-ensemble"}  # commands whose extra 
 
 
 class DERNetCLI(LightningCLI):
-    """LightningCLI for one member: the input size and the class weight flow from one place to the other."""
+    """LightningCLI for one member: the input size and the task flow from the model to the data; the classes and
+    the class weights from the data to the model."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.image_size", "data.image_size")
+        parser.link_arguments("model.task", "data.task")
+        parser.link_arguments("data.classes", "model.classes", apply_on="instantiate")
         parser.link_arguments("data.pos_weight", "model.pos_weight", apply_on="instantiate")
 
 

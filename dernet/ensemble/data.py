@@ -22,6 +22,7 @@ from ..datasets.preprocessing import check_input_fits, resolve_clahe
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
 from ..imaging import ClaheParams, classifier_canvas, model_input
+from .tasks import class_weights, task_classes, task_targets
 
 __all__ = ["RadiographDataModule", "RadiographDataset", "read_table", "split_rows"]
 
@@ -29,7 +30,8 @@ BALANCE_CHOICES = ("loss", "sampler", "none")
 
 
 class RadiographDataset(Dataset):
-    """(image, label) pairs: image float32 [1, size, size] in [0, 1], label 0.0 normal / 1.0 abnormal."""
+    """(image, target) pairs: image float32 [1, size, size] in [0, 1]; target the task's (tasks.task_targets),
+    by default 0.0 normal / 1.0 abnormal."""
 
     def __init__(
         self,
@@ -38,9 +40,11 @@ class RadiographDataset(Dataset):
         image_size: int,
         clahe: ClaheParams,
         augment: A.Compose | None,
+        targets: np.ndarray | None = None,
     ) -> None:
         self.data_dir, self.rows, self.image_size = Path(data_dir), rows, image_size
         self.clahe, self.augment = clahe, augment
+        self.targets = rows.abnormal.to_numpy(dtype=np.float32) if targets is None else targets
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -52,18 +56,20 @@ class RadiographDataset(Dataset):
         if self.augment is not None:
             image = self.augment(image=image)["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0).unsqueeze(0)
-        return tensor, torch.tensor(float(row.abnormal))
+        return tensor, torch.as_tensor(self.targets[index])
 
 
 class RadiographDataModule(pl.LightningDataModule):
     """The prepared classification table as train/val loaders (arguments are LightningCLI's `data:` keys).
 
     ``clahe_clip_limit`` / ``clahe_tile_grid``: None (the configs' default) takes the prepared data's values.
+    ``task`` comes from the model's (DERNetCLI links them); ``classes`` and ``pos_weight`` go back to it.
     """
 
     def __init__(
         self,
         data_dir: str = "data/prepared",
+        task: str = "binary",
         image_size: int = 224,
         batch_size: int = 16,
         num_workers: int = 2,
@@ -86,19 +92,21 @@ class RadiographDataModule(pl.LightningDataModule):
         clahe = resolve_clahe(data_dir, clahe_clip_limit, clahe_tile_grid)
         check_input_fits(data_dir, image_size, "the member's image_size")
         self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid = clahe.clip_limit, clahe.tile_grid
+        self.classes = task_classes(task, data_dir)
         self.table = read_table(data_dir)
         self.train_rows = split_rows(self.table, "train", val_fold)
         self.val_rows = split_rows(self.table, "val", val_fold)
-        if self.train_rows.abnormal.nunique() < 2:
-            raise UsageError(f"{data_dir}: the training split needs both normal and abnormal images")
+        self.train_targets = task_targets(self.train_rows, task, self.classes)
+        self.val_targets = task_targets(self.val_rows, task, self.classes)
+        _check_training_targets(data_dir, task, self.classes, self.train_targets)
 
     @property
-    def pos_weight(self) -> float | None:
-        """normal/abnormal ratio of the training split, for a class-weighted loss (None unless balance='loss')."""
+    def pos_weight(self) -> float | list[float] | None:
+        """Loss weights from the training split (tasks.class_weights; None unless balance='loss'): binary, the
+        normal/abnormal ratio; multilabel, that ratio per class; multiclass, inverse class frequency."""
         if self.hparams.balance != "loss":
             return None
-        positives = int(self.train_rows.abnormal.sum())
-        return (len(self.train_rows) - positives) / positives
+        return class_weights(self.train_targets, self.hparams.task, len(self.classes))
 
     def _augment(self) -> A.Compose:
         h = self.hparams
@@ -122,7 +130,7 @@ class RadiographDataModule(pl.LightningDataModule):
             seed=torch.initial_seed() % 2**32,
         )
 
-    def dataset(self, rows: pd.DataFrame, augment: bool = False) -> RadiographDataset:
+    def dataset(self, rows: pd.DataFrame, targets: np.ndarray, augment: bool = False) -> RadiographDataset:
         clahe = ClaheParams(self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid)
         return RadiographDataset(
             Path(self.hparams.data_dir),
@@ -130,19 +138,22 @@ class RadiographDataModule(pl.LightningDataModule):
             self.hparams.image_size,
             clahe,
             self._augment() if augment else None,
+            targets,
         )
 
     def train_dataloader(self) -> DataLoader:
-        dataset = self.dataset(self.train_rows, augment=True)
+        dataset = self.dataset(self.train_rows, self.train_targets, augment=True)
         sampler = None
         if self.hparams.balance == "sampler":
-            labels = self.train_rows.abnormal.to_numpy()
-            weights = np.where(labels == 1, 1.0 / labels.sum(), 1.0 / (len(labels) - labels.sum()))
-            sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(labels))
+            # each image weighted by 1 / its stratum's size: the class (multiclass), else normal vs abnormal
+            strata = self.train_targets if self.hparams.task == "multiclass" else self.train_rows.abnormal.to_numpy()
+            counts = np.unique(strata, return_inverse=True, return_counts=True)
+            weights = 1.0 / counts[2][counts[1]]
+            sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(weights))
         return self._loader(dataset, shuffle=sampler is None, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset(self.val_rows), shuffle=False)
+        return self._loader(self.dataset(self.val_rows, self.val_targets), shuffle=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool, sampler=None) -> DataLoader:
         workers = self.hparams.num_workers
@@ -156,6 +167,18 @@ class RadiographDataModule(pl.LightningDataModule):
             worker_init_fn=_seed_augmentation,
             drop_last=False,
         )
+
+
+def _check_training_targets(data_dir: str, task: str, classes: list[str], targets: np.ndarray) -> None:
+    """A split a task cannot learn from is a user error naming the data."""
+    if task == "binary" and len(np.unique(targets)) < 2:
+        raise UsageError(f"{data_dir}: the training split needs both normal and abnormal images")
+    if task == "multilabel" and not targets.any():
+        raise UsageError(f"{data_dir}: the training split has no lesions of any type to learn")
+    if task == "multiclass":
+        absent = [name for i, name in enumerate(classes) if not (targets == i).any()]
+        if absent:
+            raise UsageError(f"{data_dir}: the training split has no images of {', '.join(absent)}")
 
 
 def _seed_augmentation(worker_id: int) -> None:

@@ -1,4 +1,5 @@
-"""One ensemble member: a timm backbone as a binary (normal vs abnormal) LightningModule.
+"""One ensemble member: a timm backbone as a LightningModule for one task (tasks.py): binary (normal vs abnormal),
+multilabel (the seven lesion types) or multiclass (one class per image).
 
 The module takes [B, 1, H, W] images in [0, 1] and normalizes inside, with its backbone's own ImageNet
 statistics, so the exported graph needs no per-member preprocessing outside it.
@@ -12,11 +13,13 @@ import timm
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics.classification import BinaryAUROC
+from torchmetrics.classification import BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 
+from ..config import ConfigError
 from ..imaging import ClaheParams
 from ..training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, check_choice
 from .backbones import create_backbone
+from .tasks import TASKS
 
 __all__ = ["MemberClassifier"]
 
@@ -26,6 +29,8 @@ class MemberClassifier(pl.LightningModule):
 
     Args:
         backbone: timm model name (densenet121, tf_efficientnetv2_s, resnet50, ...).
+        task: binary | multilabel | multiclass (tasks.py); the data module is linked to it.
+        classes: the output names (the data module supplies them).
         image_size: square input size in pixels; the data module is linked to it.
         pretrained: start from ImageNet weights (local file or cache; see backbones.py).
         pretrained_path: a weights file to start from instead of the default ImageNet weights.
@@ -39,13 +44,16 @@ class MemberClassifier(pl.LightningModule):
         warmup_steps: step schedule: linear warm-up steps.
         milestones: step schedule: optimizer steps at which the rate is multiplied by ``gamma``.
         gamma: step schedule: the factor at each milestone.
-        pos_weight: weight of the abnormal class in the BCE loss (the data module supplies it).
+        pos_weight: loss weights (the data module supplies them): the abnormal class's in BCE (binary), each class's
+            positives' (multilabel), each class's in cross-entropy (multiclass).
         drop_rate: dropout before the classifier head.
     """
 
     def __init__(
         self,
         backbone: str = "densenet121",
+        task: str = "binary",
+        classes: list[str] | None = None,
         image_size: int = 224,
         pretrained: bool = True,
         pretrained_path: str | None = None,
@@ -58,29 +66,56 @@ class MemberClassifier(pl.LightningModule):
         warmup_steps: int = 0,
         milestones: list[int] | None = None,
         gamma: float = 0.1,
-        pos_weight: float | None = None,
+        pos_weight: float | list[float] | None = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         check_choice("optimizer", optimizer, OPTIMIZERS)
         check_choice("schedule", schedule, SCHEDULES)
+        check_choice("task", task, TASKS)
+        classes = list(classes or ["abnormal"])
+        if task != "binary" and len(classes) < 2:
+            raise ConfigError(f"task {task} needs two or more classes (the data module names them), got {classes}")
         self.save_hyperparameters()
-        self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans)
+        self.hparams.classes = classes
+        self.outputs = 1 if task == "binary" else len(classes)
+        self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans, self.outputs)
         if drop_rate and hasattr(self.net, "drop_rate"):
             self.net.drop_rate = drop_rate
         mean, std = _channel_stats(backbone, in_chans)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight) if pos_weight else None)
-        self.val_auroc = BinaryAUROC()  # torchmetrics: gathers over DDP ranks itself
-        self.register_buffer("val_counts", torch.zeros(2, dtype=torch.long), persistent=False)  # abnormal, normal
+        weight = torch.tensor(pos_weight, dtype=torch.float32) if pos_weight is not None else None
+        if task == "multiclass":
+            self.loss = nn.CrossEntropyLoss(weight=weight)
+        else:
+            self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
+        # torchmetrics gathers over DDP ranks itself; per class, so a class validation lacks can be left out
+        self.val_auroc = {
+            "binary": lambda: BinaryAUROC(),
+            "multilabel": lambda: MultilabelAUROC(num_labels=self.outputs, average=None),
+            "multiclass": lambda: MulticlassAUROC(num_classes=self.outputs, average=None),
+        }[task]()
+        # per output: validation images with and without it (binary: abnormal, normal)
+        self.register_buffer("val_counts", torch.zeros(self.outputs, 2, dtype=torch.long), persistent=False)
         self.trained_clahe: ClaheParams | None = None  # read from a checkpoint's data settings (on_load_checkpoint)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits [B] of 'abnormal' for images [B, 1, H, W] in [0, 1]."""
+        """Logits for images [B, 1, H, W] in [0, 1]: [B] of 'abnormal' (binary), else [B, classes]."""
         if images.shape[1] != self.hparams.in_chans:
             images = images.expand(-1, self.hparams.in_chans, -1, -1)
-        return self.net((images - self.mean) / self.std).squeeze(1)
+        logits = self.net((images - self.mean) / self.std)
+        return logits.squeeze(1) if self.hparams.task == "binary" else logits
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sigmoid (binary, multilabel: each output on its own) or softmax (multiclass: they sum to 1)."""
+        return torch.softmax(logits, dim=1) if self.hparams.task == "multiclass" else torch.sigmoid(logits)
+
+    def _one_hot(self, targets: torch.Tensor) -> torch.Tensor:
+        """Targets as [B, outputs] of 0/1, for the per-output counts."""
+        if self.hparams.task == "multiclass":
+            return nn.functional.one_hot(targets, self.outputs)
+        return targets.reshape(len(targets), self.outputs).long()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -92,24 +127,29 @@ class MemberClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         self.log("val_loss", self.loss(logits, labels), prog_bar=True, sync_dist=True, batch_size=len(labels))
-        self.val_auroc.update(torch.sigmoid(logits).detach(), labels.int())
-        self.val_counts += torch.stack([(labels == 1).sum(), (labels == 0).sum()])
+        self.val_auroc.update(self.probabilities(logits).detach(), labels.long())
+        present = self._one_hot(labels)
+        self.val_counts += torch.stack([present.sum(dim=0), (1 - present).sum(dim=0)], dim=1)
 
     def on_validation_epoch_end(self) -> None:
-        """val_auroc, which picks best.ckpt. Validation that saw one class only has no AUROC: it is logged as NaN
-        (which ModelCheckpoint ranks last) with a warning, never as a number that could pick a checkpoint."""
-        counts = self.all_gather(self.val_counts).reshape(-1, 2).sum(dim=0)
+        """val_auroc, which picks best.ckpt: the AUROC (binary), or the mean one-vs-rest AUROC over the classes
+        validation has both with and without (lesion types). Validation with no such class has no AUROC: it is
+        logged as NaN (which ModelCheckpoint ranks last) with a warning, never as a number that could pick one."""
+        counts = self.all_gather(self.val_counts).reshape(-1, self.outputs, 2).sum(dim=0)
         self.val_counts.zero_()
-        if int(counts.min()) == 0:
+        scored = counts.min(dim=1).values > 0
+        if not bool(scored.any()):
             self.val_auroc.reset()
             if not self.trainer.sanity_checking:
                 rank_zero_warn(
-                    f"validation saw {int(counts[0])} abnormal and {int(counts[1])} normal images: no AUROC, so this "
-                    "epoch cannot be chosen as best.ckpt (val_auroc = nan); validate on both classes"
+                    f"validation saw {counts[:, 0].tolist()} images with and {counts[:, 1].tolist()} without "
+                    f"{', '.join(self.hparams.classes)}: no AUROC, so this epoch cannot be chosen as best.ckpt "
+                    "(val_auroc = nan); validate on both classes"
                 )
             self.log("val_auroc", float("nan"), prog_bar=True)
             return
-        self.log("val_auroc", self.val_auroc.compute(), prog_bar=True)
+        auroc = self.val_auroc.compute().reshape(-1)
+        self.log("val_auroc", auroc[scored.to(auroc.device)].mean(), prog_bar=True)
         self.val_auroc.reset()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
