@@ -5,6 +5,7 @@ python -m dernet cv --folds 5 --config configs/ensemble/resnet50.yaml
 python -m dernet train-ensemble --config-dir configs/ensemble
 python -m dernet fit-ensemble --config configs/ensemble/ensemble.yaml
 python -m dernet evaluate-ensemble --config configs/ensemble/ensemble.yaml --split test
+python -m dernet evaluate-types --checkpoint runs/lesion_types/.../best.ckpt --data-dir data/prepared --split test
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..fileio import write_json_atomic
 from .data import RadiographDataModule
 from .ensemble_config import load_ensemble_config
 from .evaluate import evaluate_ensemble, format_table
+from .evaluate_types import evaluate_types, types_table
 from .fit_ensemble import fit_ensemble
 from .member import MemberClassifier
 
@@ -69,7 +71,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{fit,validate,test,predict,cv,train-ensemble,fit-ensemble,evaluate-ensemble}",
+        metavar="{fit,validate,test,predict,cv,train-ensemble,fit-ensemble,evaluate-ensemble,evaluate-types}",
     )
     for name in LIGHTNING_COMMANDS:  # LightningCLI parses these itself (--help included): add_help=False
         lightning = commands.add_parser(name, add_help=False, help=f"LightningCLI {name} of one member (--config ...)")
@@ -94,7 +96,26 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add_split(evaluate)
     evaluate.add_argument("--bootstrap", type=int, help="bootstrap resamples (overrides the config)")
     evaluate.set_defaults(run=_evaluate)
+
+    types = commands.add_parser(
+        "evaluate-types", help="a lesion-type member (multilabel or multiclass): per-class metrics, confusion matrix"
+    )
+    types.add_argument("--checkpoint", type=Path, required=True, help="the member's checkpoint (best.ckpt)")
+    types.add_argument("--data-dir", type=Path, default=Path("data/prepared"), help="prepared data (default: same)")
+    add_split(types)
+    types.add_argument("--out", type=Path, help="output folder (default: evaluation/ beside the run's checkpoints/)")
+    types.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (multilabel; default 1000)")
+    types.set_defaults(run=_evaluate_types)
     return parser
+
+
+def _evaluate_types(args: argparse.Namespace) -> int:
+    results = evaluate_types(args.checkpoint, args.data_dir, args.split, args.out, args.bootstrap)
+    print(types_table(results))
+    out = args.out or args.checkpoint.parent.parent / "evaluation"
+    extra = f", {out}/confusion_{args.split}.png" if results["task"] == "multiclass" else ""
+    print(f"\nwritten: {out}/types_{args.split}.{{md,json}}{extra}")
+    return 0
 
 
 def _lightning(args: argparse.Namespace) -> int:

@@ -141,9 +141,13 @@ class MemberClassifier(pl.LightningModule):
         if not bool(scored.any()):
             self.val_auroc.reset()
             if not self.trainer.sanity_checking:
+                rest = "normal" if self.outputs == 1 else "other"
+                seen = ", ".join(
+                    f"{int(counts[k, 0])} {name} and {int(counts[k, 1])} {rest}"
+                    for k, name in enumerate(self.hparams.classes)
+                )
                 rank_zero_warn(
-                    f"validation saw {counts[:, 0].tolist()} images with and {counts[:, 1].tolist()} without "
-                    f"{', '.join(self.hparams.classes)}: no AUROC, so this epoch cannot be chosen as best.ckpt "
+                    f"validation saw {seen} images: no AUROC, so this epoch cannot be chosen as best.ckpt "
                     "(val_auroc = nan); validate on both classes"
                 )
             self.log("val_auroc", float("nan"), prog_bar=True)

@@ -51,8 +51,9 @@ def predict_probabilities(
     num_workers: int = 0,
     desc: str | None = None,
 ) -> np.ndarray:
-    """P(abnormal) for each row, at the member's own input size, without augmentation."""
+    """The member's probabilities for each row, at its own input size, without augmentation: P(abnormal) [N]
+    (binary), or [N, classes] (lesion types)."""
     dataset = RadiographDataset(Path(data_dir), rows, model.hparams.image_size, clahe, augment=None)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    probs = [torch.sigmoid(model(images)).numpy() for images, _ in tqdm(loader, desc=desc, disable=desc is None)]
-    return np.concatenate(probs) if probs else np.zeros(0)
+    probs = [model.probabilities(model(images)).numpy() for images, _ in tqdm(loader, desc=desc, disable=desc is None)]
+    return np.concatenate(probs) if probs else np.zeros((0,) if model.outputs == 1 else (0, model.outputs))
