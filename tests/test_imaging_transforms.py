@@ -62,6 +62,17 @@ def test_truncated_png_is_rejected(tmp_path: Path, gradient: np.ndarray) -> None
         read_image(tmp_path / "cut.png")
 
 
+def test_png_chunk_longer_than_the_file_is_rejected_before_decoding(tmp_path: Path, gradient: np.ndarray) -> None:
+    """A flipped high bit in IDAT's length (the fuzzer's seed25:flip): libpng would size its read by it (~2 GB)."""
+    data = bytearray(cv2.imencode(".png", gradient)[1].tobytes())
+    assert data[37:41] == b"IDAT"  # the first chunk after the 13-byte IHDR
+    data[33] |= 0x80
+    (tmp_path / "flip.png").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"flip.png: corrupt or truncated PNG data \('IDAT' chunk of 2147\d+ bytes "
+                       "at byte 33 runs past the end"):  # fmt: skip
+        read_image(tmp_path / "flip.png")
+
+
 def _gate_input(source, cache_side: int, model_side: int):
     """What the gate's Screener computes from a file: load_windowed at the cache's side, then model_input."""
     windowed, meta = load_windowed(source, cache_side)

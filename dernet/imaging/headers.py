@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["StreamInfo", "j2k_info", "jpeg_info", "png_info"]
+__all__ = ["StreamInfo", "j2k_info", "jpeg_info", "png_chunk_overrun", "png_info"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
@@ -38,6 +38,21 @@ def png_info(data: bytes) -> StreamInfo | None:
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     components = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 0)
     return StreamInfo(width, height, components, depth)
+
+
+def png_chunk_overrun(data: bytes) -> str | None:
+    """The first chunk whose declared length runs past the end of the data (e.g. 'IDAT of 2147486280 bytes at
+    33'), or None. libpng (in OpenCV) sizes its read by that length before it finds the data missing: a flipped bit
+    in one length costs seconds and gigabytes (shared/reliability's fuzzing found a 2.7 KB file doing that)."""
+    offset = len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        (length,), kind = struct.unpack(">I", data[offset : offset + 4]), data[offset + 4 : offset + 8]
+        if offset + 12 + length > len(data):
+            return f"{kind.decode('latin-1')!r} chunk of {length} bytes at byte {offset}"
+        if kind == b"IEND":
+            return None
+        offset += 12 + length
+    return None
 
 
 def jpeg_info(data: bytes) -> StreamInfo | None:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageReadError, rejecting_failures
-from .headers import jpeg_info, png_info
+from .headers import jpeg_info, png_chunk_overrun, png_info
 from .meta import ImageMeta
 
 __all__ = ["array_to_unit", "read_raster"]
@@ -24,6 +24,9 @@ def read_raster(data: bytes, name: str, image_format: str, max_pixels: int) -> t
     if info.width * info.height > max_pixels:
         size = f"{info.width}x{info.height} px"
         raise ImageReadError(name, f"{size} is over the limit of {max_pixels / 1e6:g} megapixels", "too_large")
+    overrun = png_chunk_overrun(data) if image_format == "png" else None
+    if overrun is not None:
+        raise ImageReadError(name, f"corrupt or truncated PNG data ({overrun} runs past the end)", "corrupt")
     with rejecting_failures(name, f"corrupt or truncated {kind} data"):
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
