@@ -12,13 +12,20 @@ import yaml
 from .errors import UserError
 from .imaging.transforms import ClaheParams
 
-__all__ = ["ConfigError", "from_mapping", "load_clahe_params", "load_yaml"]
+__all__ = ["ConfigError", "check_choice", "from_mapping", "load_clahe_params", "load_yaml"]
 
 T = TypeVar("T")
 
 
 class ConfigError(UserError, ValueError):
     """A configuration file or key the user got wrong; the message says what to write instead."""
+
+
+def check_choice(key: str, value: Any, choices: tuple) -> None:
+    """One line naming the key, the value and the choices (None spelled null, as in YAML): a recipe's mistake."""
+    if value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        raise ConfigError(f"{key} must be one of {shown}, got '{value}'")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

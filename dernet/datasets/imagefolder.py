@@ -23,12 +23,11 @@ from tqdm import tqdm
 
 from ..config import ConfigError
 from ..errors import MissingFileError, UsageError
-from ..fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..fileio import write_bytes_atomic, write_json_atomic
 from ..imaging import ClaheParams
 from .cache import ImageJob
 from .phantom import render_phantom, sample_spec
-from .prepare import PrepareConfig, PrepareResult, remove_stale_files, reset_if_parameters_changed, run_jobs
-from .preprocessing import DataPreprocessing
+from .prepare import PrepareConfig, PrepareResult, cache_images, reset_if_parameters_changed, save_preprocessing
 from .vindr import CLASS_NAMES
 
 __all__ = [
@@ -121,7 +120,6 @@ def prepare_imagefolder(
         ImageJob(r.image_id, source / r.source, r.split, (), out_dir, config.long_side, config.min_box_px)
         for r in rows.itertuples()
     ]
-    results = {r.image_id: r for r in run_jobs(jobs, config.workers, progress)}
     table = pd.DataFrame(
         {
             "image_id": rows.image_id,
@@ -133,18 +131,12 @@ def prepare_imagefolder(
             "label": rows.label,
             "source": rows.source,
             "path": [f"images/{s}/{i}.png" for s, i in zip(rows.split, rows.image_id, strict=True)],
-            "width": [results[i].width for i in rows.image_id],
-            "height": [results[i].height for i in rows.image_id],
         }
     )
-    skipped = [r for r in results.values() if r.error]
-    kept = table[~table.image_id.isin({r.image_id for r in skipped})]
-    remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
-    write_text_atomic(out_dir / "classification.csv", kept.to_csv(index=False))
+    kept, _, skipped = cache_images(table, jobs, out_dir, config, progress)
     summary = _summary(kept, classes, skipped, config, source)
     write_json_atomic(out_dir / "summary.json", summary)
-    clahe = clahe or ClaheParams()
-    DataPreprocessing(config.long_side, clahe.clip_limit, clahe.tile_grid).save(out_dir)
+    save_preprocessing(out_dir, config, clahe)
     return PrepareResult(out_dir=out_dir, summary=summary, skipped=skipped)
 
 

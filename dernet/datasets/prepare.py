@@ -81,21 +81,34 @@ def prepare_dataset(
     reset_if_parameters_changed(out_dir, config)
 
     jobs = [_job(row, annotations[row.image_id], source, out_dir, config) for row in table.itertuples()]
-    results = {r.image_id: r for r in run_jobs(jobs, config.workers, progress)}
+    kept, results, skipped = cache_images(table, jobs, out_dir, config, progress)
+    _write_data_yaml(out_dir)
+    summary = build_summary(kept, annotations, results, remapped, config, source)
+    write_json_atomic(out_dir / "summary.json", summary)
+    save_preprocessing(out_dir, config, clahe)
+    return PrepareResult(out_dir=out_dir, summary=summary, skipped=skipped)
 
+
+def cache_images(
+    table: pd.DataFrame, jobs: list[ImageJob], out_dir: Path, config: PrepareConfig, progress: bool
+) -> tuple[pd.DataFrame, list[ImageResult], list[ImageResult]]:
+    """Run the image jobs (one per table row), add each image's original width and height to ``table``, drop the
+    rows of skipped images and stale cache files, and write classification.csv. Returns the kept rows, every
+    job's result and the skipped ones."""
+    results = {r.image_id: r for r in _run_jobs(jobs, config.workers, progress)}
     table["width"] = [results[i].width for i in table.image_id]
     table["height"] = [results[i].height for i in table.image_id]
     skipped = [r for r in results.values() if r.error]
     kept = table[~table.image_id.isin({r.image_id for r in skipped})]
-    remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
-
+    _remove_stale_files(out_dir, set(zip(kept.split, kept.image_id, strict=True)))
     write_text_atomic(out_dir / "classification.csv", kept.to_csv(index=False))
-    _write_data_yaml(out_dir)
-    summary = build_summary(kept, annotations, results.values(), remapped, config, source)
-    write_json_atomic(out_dir / "summary.json", summary)
+    return kept, list(results.values()), skipped
+
+
+def save_preprocessing(out_dir: Path, config: PrepareConfig, clahe: ClaheParams | None) -> None:
+    """preprocessing.json: the cache's long side and the CLAHE the loaders apply (the default when None)."""
     clahe = clahe or ClaheParams()
     DataPreprocessing(config.long_side, clahe.clip_limit, clahe.tile_grid).save(out_dir)
-    return PrepareResult(out_dir=out_dir, summary=summary, skipped=skipped)
 
 
 def _read_release(source: Path) -> tuple[dict[str, AnnotatedImage], Counter]:
@@ -164,7 +177,7 @@ def _job(row, image: AnnotatedImage, source: Path, out_dir: Path, config: Prepar
     )
 
 
-def run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageResult]:
+def _run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageResult]:
     bar = dict(total=len(jobs), desc="prepare", unit="img", disable=not progress, file=sys.stderr)
     if workers == 1:
         return [prepare_image(job) for job in tqdm(jobs, **bar)]
@@ -174,7 +187,7 @@ def run_jobs(jobs: list[ImageJob], workers: int, progress: bool) -> list[ImageRe
         return list(tqdm(pool.map(prepare_image, jobs, chunksize=2), **bar))
 
 
-def remove_stale_files(out_dir: Path, kept: set[tuple[str, str]]) -> None:
+def _remove_stale_files(out_dir: Path, kept: set[tuple[str, str]]) -> None:
     """Drop cached images and labels that are no longer in the table (Ultralytics would train on them)."""
     for kind, suffix in (("images", ".png"), ("labels", ".txt")):
         for split in SPLITS:

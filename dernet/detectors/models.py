@@ -39,7 +39,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from ..classes import CLASS_NAMES
-from ..config import ConfigError
+from ..config import ConfigError, check_choice
 from ..ensemble.backbones import DOWNLOAD_ERRORS, PretrainedWeightsWarning
 from ..errors import MissingFileError
 
@@ -80,9 +80,9 @@ def build_detector(
     pyramid's width (torchvision's 256; narrower, for ResNet-18/34 only, cuts a CPU step about 3x). ``head_options``:
     torchvision's own keyword arguments (rpn_post_nms_top_n_train, box_batch_size_per_image, ...), unchanged.
     """
-    _check_choice("arch", arch, ARCHITECTURES)
-    _check_choice("backbone", backbone, BACKBONES)
-    _check_choice("pretrained", pretrained, PRETRAINED)
+    check_choice("arch", arch, ARCHITECTURES)
+    check_choice("backbone", backbone, BACKBONES)
+    check_choice("pretrained", pretrained, PRETRAINED)
     if backbone != "resnet50" and pretrained == "coco":
         raise ConfigError(
             f"backbone {backbone}: torchvision has COCO detector weights for resnet50 only; use resnet50, or "
@@ -254,8 +254,3 @@ def _load_state(model: nn.Module, path: str) -> None:
     if len(missing) > len(state) // 2:
         raise ConfigError(f"{path}: these weights do not fit this detector ({len(missing)} tensors missing)")
 
-
-def _check_choice(key: str, value, choices: tuple) -> None:
-    if value not in choices:
-        shown = ", ".join("null" if c is None else str(c) for c in choices)
-        raise ConfigError(f"{key} must be one of {shown}, got '{value}'")

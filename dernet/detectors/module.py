@@ -9,9 +9,10 @@ import pytorch_lightning as pl
 import torch
 from torchmetrics.detection import MeanAveragePrecision
 
+from ..config import check_choice
 from ..datasets.preprocessing import resolve_clahe
 from ..imaging import ClaheParams
-from ..training.optim import OPTIMIZERS, build_optimizer, build_schedule, check_choice
+from ..training.optim import OPTIMIZERS, build_optimizer, build_schedule
 from .models import build_detector
 
 __all__ = ["LesionDetector"]

@@ -25,7 +25,7 @@ from ..fileio import write_json_atomic
 from .data import RadiographDataModule
 from .ensemble_config import load_ensemble_config
 from .evaluate import evaluate_ensemble, format_table
-from .evaluate_types import evaluate_types, types_table
+from .evaluate_types import evaluate_types, types_out_dir, types_table
 from .fit_ensemble import fit_ensemble
 from .member import MemberClassifier
 
@@ -112,7 +112,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def _evaluate_types(args: argparse.Namespace) -> int:
     results = evaluate_types(args.checkpoint, args.data_dir, args.split, args.out, args.bootstrap)
     print(types_table(results))
-    out = args.out or args.checkpoint.parent.parent / "evaluation"
+    out = types_out_dir(args.checkpoint, args.out)
     extra = f", {out}/confusion_{args.split}.png" if results["task"] == "multiclass" else ""
     print(f"\nwritten: {out}/types_{args.split}.{{md,json}}{extra}")
     return 0

@@ -147,8 +147,8 @@ class RadiographDataModule(pl.LightningDataModule):
         if self.hparams.balance == "sampler":
             # each image weighted by 1 / its stratum's size: the class (multiclass), else normal vs abnormal
             strata = self.train_targets if self.hparams.task == "multiclass" else self.train_rows.abnormal.to_numpy()
-            counts = np.unique(strata, return_inverse=True, return_counts=True)
-            weights = 1.0 / counts[2][counts[1]]
+            _, stratum, sizes = np.unique(strata, return_inverse=True, return_counts=True)
+            weights = 1.0 / sizes[stratum]
             sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(weights))
         return self._loader(dataset, shuffle=sampler is None, sampler=sampler)
 

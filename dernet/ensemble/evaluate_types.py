@@ -18,10 +18,10 @@ from ..metrics.types import (
     multilabel_thresholds,
     plot_confusion,
 )
-from .predict import load_member, predict_probabilities
+from .predict import load_members, predict_probabilities
 from .tasks import task_classes, task_targets
 
-__all__ = ["evaluate_types", "types_table"]
+__all__ = ["evaluate_types", "types_out_dir", "types_table"]
 
 
 def evaluate_types(
@@ -36,15 +36,12 @@ def evaluate_types(
     ``confusion_<split>.png``) to ``out_dir`` (default: the run's ``evaluation/`` folder). Multilabel thresholds are
     each class's Youden point on the validation split, which therefore never is the split scored here unless asked."""
     checkpoint, data_dir = Path(checkpoint), Path(data_dir)
-    model = load_member(checkpoint)
+    (model,), clahe = load_members([checkpoint])  # with the CLAHE it was trained with
     task, classes = model.hparams.task, list(model.hparams.classes)
     if task == "binary":
         raise UsageError(f"{checkpoint}: a binary member; score it (and its ensemble) with evaluate-ensemble")
     if task_classes(task, data_dir) != classes:
         raise ConfigError(f"{checkpoint}: trained on the classes {classes}, but {data_dir} has others")
-    clahe = model.trained_clahe
-    if clahe is None:
-        raise UsageError(f"{checkpoint}: records no data settings (CLAHE); train it with python -m dernet fit")
     table = read_table(data_dir)
 
     def scores(name: str):
@@ -65,7 +62,7 @@ def evaluate_types(
         "images": int(len(targets)),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    out = Path(out_dir) if out_dir is not None else checkpoint.parent.parent / "evaluation"
+    out = types_out_dir(checkpoint, out_dir)
     if task == "multilabel":
         val_targets, val_probs = (targets, probs) if split == "val" else scores("val")
         thresholds = multilabel_thresholds(val_targets, val_probs)
@@ -79,6 +76,11 @@ def evaluate_types(
     write_json_atomic(out / f"types_{split}.json", results)
     write_text_atomic(out / f"types_{split}.md", types_table(results) + "\n")
     return results
+
+
+def types_out_dir(checkpoint: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Where evaluate-types writes: ``out_dir``, else ``evaluation/`` beside the run's ``checkpoints/``."""
+    return Path(out_dir) if out_dir is not None else Path(checkpoint).parent.parent / "evaluation"
 
 
 def _pct(value: float | None) -> str:

@@ -15,9 +15,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.classification import BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 
-from ..config import ConfigError
+from ..config import ConfigError, check_choice
 from ..imaging import ClaheParams
-from ..training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, check_choice
+from ..training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
 from .backbones import create_backbone
 from .tasks import TASKS
 
@@ -91,11 +91,12 @@ class MemberClassifier(pl.LightningModule):
         else:
             self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
         # torchmetrics gathers over DDP ranks itself; per class, so a class validation lacks can be left out
-        self.val_auroc = {
-            "binary": lambda: BinaryAUROC(),
-            "multilabel": lambda: MultilabelAUROC(num_labels=self.outputs, average=None),
-            "multiclass": lambda: MulticlassAUROC(num_classes=self.outputs, average=None),
-        }[task]()
+        if task == "binary":
+            self.val_auroc = BinaryAUROC()
+        elif task == "multilabel":
+            self.val_auroc = MultilabelAUROC(num_labels=self.outputs, average=None)
+        else:
+            self.val_auroc = MulticlassAUROC(num_classes=self.outputs, average=None)
         # per output: validation images with and without it (binary: abnormal, normal)
         self.register_buffer("val_counts", torch.zeros(self.outputs, 2, dtype=torch.long), persistent=False)
         self.trained_clahe: ClaheParams | None = None  # read from a checkpoint's data settings (on_load_checkpoint)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..classes import CLASS_NAMES
-from ..config import ConfigError
+from ..config import ConfigError, check_choice
 from ..datasets.tables import read_summary
 
 __all__ = ["TASKS", "class_weights", "task_classes", "task_targets"]
@@ -23,8 +23,7 @@ TASKS = ("binary", "multilabel", "multiclass")
 def task_classes(task: str, data_dir: str | Path) -> list[str]:
     """The output names: ['abnormal'] (binary), the seven lesion classes (multilabel), the dataset's classes
     (multiclass: a folder-per-class dataset's summary.json names them)."""
-    if task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got '{task}'")
+    check_choice("task", task, TASKS)
     if task == "binary":
         return ["abnormal"]
     summary = read_summary(data_dir)
@@ -46,7 +45,7 @@ def task_targets(rows: pd.DataFrame, task: str, classes: list[str]) -> np.ndarra
     if task == "binary":
         return rows.abnormal.to_numpy(dtype=np.float32)
     if task == "multilabel":
-        types = [set(filter(None, str(t).split(";"))) if isinstance(t, str) else set() for t in rows.lesion_types]
+        types = [set(t.split(";")) if isinstance(t, str) else set() for t in rows.lesion_types]  # NaN: no lesions
         return np.array([[name in found for name in classes] for found in types], dtype=np.float32).reshape(
             len(rows), len(classes)
         )

@@ -9,18 +9,12 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError
+from ..config import check_choice
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "StepSchedule", "build_optimizer", "build_schedule", "check_choice"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "StepSchedule", "build_optimizer", "build_schedule"]
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step")  # cosine: over the epochs, per epoch; step: warm-up + milestones, per step
-
-
-def check_choice(key: str, value: Any, choices: tuple) -> None:
-    """One line naming the key, the value and the choices (a recipe's mistake, not a bug)."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}, got '{value}'")
 
 
 def build_optimizer(
