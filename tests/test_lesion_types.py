@@ -144,6 +144,25 @@ def test_tasks_that_do_not_fit_the_data_are_one_line_errors(prepared_dir: Path, 
         assert f"error: {data}: " in err and message in err and "Traceback" not in err
 
 
+def test_a_lesion_type_member_in_an_ensemble_and_cv_on_a_folder_dataset_are_one_line_errors(
+    imagefolder: dict[str, Path], trained: dict, tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    checkpoint = _fit("configs/demo/ensemble/resnet50.yaml", "multiclass", imagefolder["prepared"], tmp_path)
+    config = yaml.safe_load(trained["ensemble_yaml"].read_text())
+    config["members"]["resnet50"] = str(checkpoint)
+    (tmp_path / "ensemble.yaml").write_text(yaml.safe_dump(config))
+    assert dernet_main(["fit-ensemble", "--config", str(tmp_path / "ensemble.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: a multiclass member; an ensemble votes on normal vs abnormal" in err
+    assert "Traceback" not in err
+    args = ["fit", "--config", str(ROOT / "configs/demo/ensemble/resnet50.yaml"), *quick(imagefolder["prepared"],
+            tmp_path), "--model.task", "multiclass", "--data.val_fold", "0"]  # fmt: skip
+    assert dernet_main(args) == 2
+    assert "has no cross-validation folds" in capsys.readouterr().err
+
+
 # --- metrics against scikit-learn -----------------------------------------------------------------------------------
 
 

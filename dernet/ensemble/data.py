@@ -94,6 +94,11 @@ class RadiographDataModule(pl.LightningDataModule):
         self.hparams.clahe_clip_limit, self.hparams.clahe_tile_grid = clahe.clip_limit, clahe.tile_grid
         self.classes = task_classes(task, data_dir)
         self.table = read_table(data_dir)
+        if val_fold is not None and not (self.table.fold >= 0).any():
+            raise UsageError(
+                f"{data_dir}: has no cross-validation folds (a folder-per-class dataset is split train/val/test only); "
+                "train without val_fold (and without cv)"
+            )
         self.train_rows = split_rows(self.table, "train", val_fold)
         self.val_rows = split_rows(self.table, "val", val_fold)
         self.train_targets = task_targets(self.train_rows, task, self.classes)

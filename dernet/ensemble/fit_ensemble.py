@@ -27,6 +27,12 @@ def member_probabilities(
     trained with (each member sees its training preprocessing)."""
     rows = split_rows(read_table(config.data_dir), split, val_fold)
     models, clahe = load_members(list(config.members.values()))
+    for checkpoint, model in zip(config.members.values(), models, strict=True):
+        if model.hparams.task != "binary":
+            raise UsageError(
+                f"{checkpoint}: a {model.hparams.task} member; an ensemble votes on normal vs abnormal, so its members "
+                "are binary (score lesion types with python -m dernet evaluate-types)"
+            )
     columns = [
         predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc=f"{name} on {split}")
         for name, model in zip(config.members, models, strict=True)
