@@ -58,6 +58,20 @@ def test_a_member_names_a_bad_optimizer_or_schedule_in_one_line() -> None:
         MemberClassifier("resnet18", 32, pretrained=False, schedule="poly")
 
 
+def test_cosine_without_max_epochs_is_refused_in_one_line() -> None:
+    """Lightning's max_epochs -1 (a run bounded by max_steps) would make a one-epoch cosine that restarts."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dernet.ensemble.member import MemberClassifier
+
+    data = DataLoader(TensorDataset(torch.rand(4, 1, 32, 32), torch.tensor([0.0, 1.0] * 2)), batch_size=2)
+    trainer = pl.Trainer(max_epochs=-1, max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="schedule cosine anneals over trainer.max_epochs, which is -1"):
+        trainer.fit(MemberClassifier("resnet18", 32, pretrained=False), data)
+
+
 def test_the_vindr_spinexr_recipe_is_the_papers_sgd_and_an_unweighted_logit_average() -> None:
     import yaml
 

@@ -148,7 +148,7 @@ class Screener:
         # else when detections_per_model first asks
         self._further: list | None = None
         if fuse:
-            self._further = [load_model(m.path_of(spec), "fp32", self.runtime) for spec in m.detectors]
+            self._further_models()
         self._isolated = IsolatedReader(isolation) if isolation is not None else None
 
     def close(self) -> None:
@@ -298,6 +298,13 @@ class Screener:
                                 fusion.skip_box_thr)  # fmt: skip
         return fused.keep(fused.scores >= conf)
 
+    def _further_models(self) -> list:
+        """The detectors added for fusion (fp32), loaded on first use."""
+        if self._further is None:
+            m = self.manifest
+            self._further = [load_model(m.path_of(spec), "fp32", self.runtime) for spec in m.detectors]
+        return self._further
+
     def detections_per_model(self, prepared: PreparedInput, conf: float, further: bool = True) -> list[Detections]:
         """Each exported detector's boxes from ``conf`` up, in the original image's pixels: the screening detector
         first, then (``further``) the ones added for fusion, each on its own canvas size."""
@@ -306,9 +313,7 @@ class Screener:
         found = [self._on_original(m.detector, self.detector(prepared.detector_input), conf, prepared.geometry,
                                    prepared.detector_size, size)]  # fmt: skip
         if further and m.detectors:
-            if self._further is None:
-                self._further = [load_model(m.path_of(spec), "fp32", self.runtime) for spec in m.detectors]
-            for spec, model in zip(m.detectors, self._further, strict=True):
+            for spec, model in zip(m.detectors, self._further_models(), strict=True):
                 canvas, geometry, det_size = detector_array(prepared.result.windowed, spec.imgsz, m.preprocessing.clahe)
                 found.append(self._on_original(spec, model(canvas), conf, geometry, det_size, size))
         return found

@@ -145,6 +145,7 @@ def _small_detector(
     lets a detector learn from random weights in few steps (He et al., Rethinking ImageNet Pre-training).
     """
     v2 = arch.endswith("_v2")
+    options = dict(options)  # the v2 heads are added here, never to the caller's options
 
     def make(weights):
         # Frozen batch norm (resnet_fpn_backbone's default) keeps pretrained statistics; from random weights it is

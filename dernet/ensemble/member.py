@@ -29,8 +29,6 @@ class MemberClassifier(pl.LightningModule):
 
     Args:
         backbone: timm model name (densenet121, tf_efficientnetv2_s, resnet50, ...).
-        task: binary | multilabel | multiclass (tasks.py); the data module is linked to it.
-        classes: the output names (the data module supplies them).
         image_size: square input size in pixels; the data module is linked to it.
         pretrained: start from ImageNet weights (local file or cache; see backbones.py).
         pretrained_path: a weights file to start from instead of the default ImageNet weights.
@@ -47,13 +45,13 @@ class MemberClassifier(pl.LightningModule):
         pos_weight: loss weights (the data module supplies them): the abnormal class's in BCE (binary), each class's
             positives' (multilabel), each class's in cross-entropy (multiclass).
         drop_rate: dropout before the classifier head.
+        task: binary | multilabel | multiclass (tasks.py); the data module is linked to it.
+        classes: the output names (the data module supplies them).
     """
 
     def __init__(
         self,
         backbone: str = "densenet121",
-        task: str = "binary",
-        classes: list[str] | None = None,
         image_size: int = 224,
         pretrained: bool = True,
         pretrained_path: str | None = None,
@@ -68,6 +66,8 @@ class MemberClassifier(pl.LightningModule):
         gamma: float = 0.1,
         pos_weight: float | list[float] | None = None,
         drop_rate: float = 0.0,
+        task: str = "binary",
+        classes: list[str] | None = None,
     ) -> None:
         super().__init__()
         check_choice("optimizer", optimizer, OPTIMIZERS)
@@ -166,7 +166,12 @@ class MemberClassifier(pl.LightningModule):
     def configure_optimizers(self):
         h = self.hparams
         optimizer = build_optimizer(self.parameters(), h.optimizer, h.lr, h.weight_decay, h.momentum)
-        epochs = max(int(self.trainer.max_epochs or 1), 1)
+        epochs = int(self.trainer.max_epochs or 0)
+        if h.schedule == "cosine" and epochs < 1:
+            raise ConfigError(
+                f"schedule cosine anneals over trainer.max_epochs, which is {self.trainer.max_epochs}; set max_epochs, "
+                "or use schedule: step with max_steps"
+            )
         schedule = build_schedule(optimizer, h.schedule, epochs, h.warmup_steps, h.milestones, h.gamma)
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
