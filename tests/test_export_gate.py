@@ -412,3 +412,47 @@ def test_five_members_export_and_screen_with_a_fitted_vote(
     np.testing.assert_allclose(members[0], members[2], atol=1e-6)  # the same checkpoint, the same probability
     logits = np.log(members / (1 - members)) @ np.array(manifest.classifier.weights)
     assert result.probability == pytest.approx(1 / (1 + np.exp(-logits)), abs=1e-5)
+
+
+def test_a_lesion_type_head_exports_beside_the_vote_and_the_gate_reports_it(
+    trained: dict, exported_models: Path, inputs: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from dernet.classes import CLASS_NAMES
+    from dernet.ensemble.cli import main as dernet_main
+    from dernet.ensemble.ensemble_config import load_ensemble_config
+    from dernet.ensemble.fit_ensemble import fit_ensemble
+    from dernet.export.classifier import export_classifier
+
+    from .conftest import ROOT, quick
+
+    args = ["fit", "--config", str(ROOT / "configs/demo/lesion_types/multilabel_resnet18.yaml"),
+            *quick(trained["prepared"], tmp_path), "--model.task", "multilabel"]  # fmt: skip
+    assert dernet_main(args) == 0
+    lesion_ckpt = tmp_path / "multilabel_resnet18" / "checkpoints" / "best.ckpt"
+    config = dataclasses.replace(load_ensemble_config(trained["ensemble_yaml"]), lesion_types=str(lesion_ckpt),
+                                 output=str(tmp_path / "ensemble.json"))  # fmt: skip
+    record = fit_ensemble(config)
+    assert record.lesion_types.classes == CLASS_NAMES and len(record.lesion_types.thresholds) == 7
+
+    models = tmp_path / "models"
+    shutil.copytree(exported_models, models)
+    spec = export_classifier(tmp_path / "ensemble.json", trained["prepared"], models)
+    manifest = load_manifest(models)
+    assert spec.verified_max_abs_diff <= 1e-4  # all three outputs, ONNX Runtime against torch
+    assert manifest.classifier.outputs == ("probability", "member_probabilities", "lesion_probabilities")
+    assert manifest.classifier.lesion_classes == CLASS_NAMES
+    assert manifest.classifier.lesion_thresholds == record.lesion_types.thresholds
+
+    out = tmp_path / "out"
+    assert gate_main([str(inputs / "abnormal.dcm"), "--models", str(models), "--out", str(out)]) == 0
+    report = _reports(out)["abnormal.dcm.json"]
+    assert set(report) == REPORT_KEYS | {"lesion_types"}
+    assert [row["label"] for row in report["lesion_types"]] == list(CLASS_NAMES)
+    for row, chosen in zip(report["lesion_types"], record.lesion_types.thresholds, strict=True):
+        assert 0.0 <= row["probability"] <= 1.0 and row["threshold"] == (0.5 if chosen is None else chosen)
+        assert row["likely"] == (row["probability"] >= row["threshold"])
+    plain = tmp_path / "plain"
+    assert gate_main([str(inputs / "abnormal.dcm"), "--models", str(exported_models), "--out", str(plain)]) == 0
+    assert "lesion_types" not in _reports(plain)["abnormal.dcm.json"]  # no head, no key

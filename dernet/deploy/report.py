@@ -66,6 +66,8 @@ def build_report(
         "models": dict(model_hashes),
         "runtime": dict(result.runtime),
     }
+    if result.lesion_types is not None:  # only from an export with a lesion-type head
+        report["lesion_types"] = result.lesion_types
     if dicom is not None:
         report["dicom"] = dicom
     return report

@@ -34,7 +34,7 @@ from .detection import YOLO_KIND, Detections, decode_detections, decode_torchvis
 from .engines import RuntimeOptions, load_model
 from .fusion import fuse_detections
 from .isolation import IsolatedReader, IsolationLimits
-from .manifest import MANIFEST_NAME, DetectorSpec, Manifest, ManifestError, Rejection, load_manifest
+from .manifest import MANIFEST_NAME, ClassifierSpec, DetectorSpec, Manifest, ManifestError, Rejection, load_manifest
 from .rejection import check_screenable
 from .variants import choose_variant, variant_sha256
 
@@ -76,6 +76,8 @@ class Screening:
     meta: ImageMeta | None = None  # its notes say what the reader converted
     probability: float | None = None
     member_probabilities: dict[str, float] = field(default_factory=dict)
+    # with a lesion-type head: per class {"label", "probability", "threshold", "likely"} (None without one)
+    lesion_types: list[dict[str, Any]] | None = None
     findings: list[Finding] = field(default_factory=list)
     detector_ran: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -268,9 +270,11 @@ class Screener:
     def _infer(self, prepared: PreparedInput, threshold: float, conf: float) -> Screening:
         m, result = self.manifest, prepared.result
         t_pre = time.perf_counter()
-        probability, members = self.classifier(prepared.classifier_input)
+        probability, members, *lesion = self.classifier(prepared.classifier_input)
         result.probability = float(probability[0])
         result.member_probabilities = {n: float(p) for n, p in zip(m.classifier.members, members[0], strict=True)}
+        if lesion:
+            result.lesion_types = lesion_types(m.classifier, lesion[0][0])
         t_cls = time.perf_counter()
 
         detections = None
@@ -368,7 +372,7 @@ def _failed(result: Screening, start: float) -> Screening:
     result.status, result.reason_code = "error", "internal_error"
     result.reason = f"internal error ({getattr(kind, '__name__', 'Exception')}{': ' + detail if detail else ''})"
     result.error_traceback = traceback.format_exc()
-    result.probability, result.findings, result.member_probabilities = None, [], {}
+    result.probability, result.findings, result.member_probabilities, result.lesion_types = None, [], {}, None
     return _stopped(result, start)
 
 
@@ -377,6 +381,16 @@ def _stopped(result: Screening, start: float) -> Screening:
     read = result.timings_ms.get("read", elapsed)
     result.timings_ms = {"read": read, "preprocess": 0.0, "classify": 0.0, "detect": 0.0, "total": elapsed}
     return result
+
+
+def lesion_types(spec: ClassifierSpec, probabilities: np.ndarray) -> list[dict[str, Any]]:
+    """Each lesion class's probability and whether it reaches its threshold (0.5 where none was chosen)."""
+    rows = []
+    for name, p, chosen in zip(spec.lesion_classes, probabilities, spec.lesion_thresholds, strict=True):
+        threshold = 0.5 if chosen is None else float(chosen)
+        rows.append({"label": name, "probability": round(float(p), 6), "threshold": threshold,
+                     "likely": bool(p >= threshold)})  # fmt: skip
+    return rows
 
 
 def _ms(a: float, b: float) -> float:

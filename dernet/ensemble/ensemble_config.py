@@ -25,6 +25,7 @@ class EnsembleConfig:
     output: str = "runs/ensemble/ensemble.json"
     bootstrap_resamples: int = 1000
     batch_size: int = 32
+    lesion_types: str | None = None
 
     def __post_init__(self) -> None:
         if not self.members:

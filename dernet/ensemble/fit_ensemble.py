@@ -8,13 +8,16 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ..datasets.preprocessing import PreprocessingMismatchError
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
 from ..imaging import ClaheParams
 from ..metrics import youden_threshold
+from ..metrics.types import multilabel_thresholds
 from .ensemble_config import EnsembleConfig
 from .predict import load_members, predict_probabilities
-from .record import ChosenOn, EnsembleRecord, MemberRecord
+from .record import ChosenOn, EnsembleRecord, LesionTypesRecord, MemberRecord
+from .tasks import task_targets
 from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights
 
 __all__ = ["fit_ensemble", "member_probabilities"]
@@ -80,6 +83,24 @@ def fit_ensemble(config: EnsembleConfig) -> EnsembleRecord:
         clahe_clip_limit=clahe.clip_limit,
         clahe_tile_grid=clahe.tile_grid,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        lesion_types=_lesion_types(config, rows, clahe) if config.lesion_types else None,
     )
     result.save(config.output)
     return result
+
+
+def _lesion_types(config: EnsembleConfig, rows: Any, clahe: ClaheParams) -> LesionTypesRecord:
+    """The lesion-type member's per-class thresholds, chosen on the same split as the vote's (Youden)."""
+    checkpoint = str(config.lesion_types)
+    (model,), trained_clahe = load_members([checkpoint])
+    if model.hparams.task != "multilabel":
+        task = model.hparams.task
+        raise UsageError(f"{checkpoint}: lesion_types needs a multilabel member (task: multilabel), not {task}")
+    if trained_clahe != clahe:
+        raise PreprocessingMismatchError(
+            f"{checkpoint} was trained with CLAHE {trained_clahe}, the members with {clahe}; train it on the same data"
+        )
+    classes = list(model.hparams.classes)
+    probs = predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc="lesion types")
+    thresholds = multilabel_thresholds(task_targets(rows, "multilabel", classes), probs)
+    return LesionTypesRecord(checkpoint, tuple(classes), tuple(thresholds))

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from ..imaging import ClaheParams
 from ..records import RECORD_CONFIG, load_record, save_record
 
-__all__ = ["ENSEMBLE_FIX", "EnsembleRecord", "MemberRecord", "load_ensemble"]
+__all__ = ["ENSEMBLE_FIX", "EnsembleRecord", "LesionTypesRecord", "MemberRecord", "load_ensemble"]
 
 ENSEMBLE_FIX = "run `make train-ensemble` (spine-cad fit-ensemble) to write it"
 
@@ -40,6 +40,18 @@ class ChosenOn:
 
 
 @dataclass(frozen=True)
+class LesionTypesRecord:
+    """A multi-label lesion-type member carried beside the vote: its classes and each class's threshold (Youden
+    on chosen_on's split; None where that split had one side only)."""
+
+    __pydantic_config__ = RECORD_CONFIG
+
+    checkpoint: str
+    classes: tuple[str, ...]
+    thresholds: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
 class EnsembleRecord:
     __pydantic_config__ = RECORD_CONFIG
     FORMAT_VERSION: ClassVar[int] = 1
@@ -55,6 +67,7 @@ class EnsembleRecord:
     auroc: float | None = None
     created: str = ""
     notes: dict[str, Any] = field(default_factory=dict)  # free-form (e.g. the bench's "random weights")
+    lesion_types: LesionTypesRecord | None = None  # a lesion-type head (ensemble.yaml's lesion_types)
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.members):

@@ -1,7 +1,8 @@
 """The DERNet ensemble as one ONNX graph: three members and the weighted vote, dynamic batch, verified.
 
 Input ``image`` [B, 1, S, S] in [0, 1] (the classifier canvas / 255); outputs ``probability`` [B] (the ensemble)
-and ``member_probabilities`` [B, M]. Members whose training input size differs from S resize inside the graph
+and ``member_probabilities`` [B, M], and with a lesion-type member (ensemble.yaml ``lesion_types``)
+``lesion_probabilities`` [B, 7]. Members whose training input size differs from S resize inside the graph
 (bilinear): bit-identical to training only for members trained at S, which the default configs all are.
 """
 
@@ -21,41 +22,57 @@ from ..datasets.preprocessing import PreprocessingMismatchError, read_data_prepr
 from ..datasets.tables import read_summary
 from ..deploy.manifest import ClassifierSpec, Preprocessing, install_model_file, update_manifest
 from ..ensemble.predict import load_members
-from ..ensemble.record import load_ensemble
-from ..imaging import classifier_array
+from ..ensemble.record import EnsembleRecord, load_ensemble
+from ..imaging import ClaheParams, classifier_array
 from ..records import record_dict
 from .verify import ExportVerificationError, check_onnx, ort_session
 
 __all__ = ["EnsembleGraph", "export_classifier"]
 
 OPSET = 17
+OUTPUTS = ("probability", "member_probabilities")  # and lesion_probabilities [B, classes] with a lesion-type head
 TOLERANCE = 1e-4  # probabilities, ONNX Runtime vs PyTorch
 
 
 class EnsembleGraph(nn.Module):
-    """Members + weighted soft voting in one module, so the exported graph is the whole classifier."""
+    """Members + weighted soft voting in one module, so the exported graph is the whole classifier; with a
+    ``lesion`` member (multi-label) it also outputs that member's per-class probabilities."""
 
-    def __init__(self, members: list[nn.Module], sizes: list[int], weights: list[float], combine: str) -> None:
+    def __init__(
+        self,
+        members: list[nn.Module],
+        sizes: list[int],
+        weights: list[float],
+        combine: str,
+        lesion: nn.Module | None = None,
+        lesion_size: int | None = None,
+    ) -> None:
         super().__init__()
         if combine not in ("probability", "logit"):
             raise ValueError(f"combine must be 'probability' or 'logit', got '{combine}'")
         self.members = nn.ModuleList(members)
-        self.sizes, self.combine, self.input_size = list(sizes), combine, max(sizes)
+        self.lesion, self.lesion_size = lesion, lesion_size
+        self.sizes, self.combine = list(sizes), combine
+        self.input_size = max([*sizes, lesion_size or 0])
         w = torch.tensor(weights, dtype=torch.float32)
         self.register_buffer("weights", w / w.sum())
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = []
-        for member, size in zip(self.members, self.sizes, strict=True):
-            x = images
-            if size != self.input_size:
-                x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-            logits.append(member(x))
+    def _at(self, images: torch.Tensor, size: int) -> torch.Tensor:
+        if size == self.input_size:
+            return images
+        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = [member(self._at(images, size)) for member, size in zip(self.members, self.sizes, strict=True)]
         member_logits = torch.stack(logits, dim=1)
         member_probs = torch.sigmoid(member_logits)
         if self.combine == "probability":
-            return member_probs @ self.weights, member_probs
-        return torch.sigmoid(member_logits @ self.weights), member_probs
+            outputs = (member_probs @ self.weights, member_probs)
+        else:
+            outputs = (torch.sigmoid(member_logits @ self.weights), member_probs)
+        if self.lesion is None:
+            return outputs
+        return (*outputs, torch.sigmoid(self.lesion(self._at(images, self.lesion_size))))
 
 
 def export_classifier(
@@ -80,7 +97,10 @@ def export_classifier(
             f"{clahe.tile_grid}; fit the ensemble again (spine-cad fit-ensemble)"
         )
     sizes = [int(m.hparams.image_size) for m in members]
-    graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine).eval()
+    lesion = _lesion_member(saved, clahe)
+    lesion_size = int(lesion.hparams.image_size) if lesion is not None else None
+    graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine, lesion, lesion_size).eval()
+    outputs = OUTPUTS + (("lesion_probabilities",) if lesion is not None else ())
     data = read_data_preprocessing(data_dir)
     summary = read_summary(data_dir)
     inputs = np.concatenate(
@@ -98,11 +118,11 @@ def export_classifier(
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=["image"],
-                output_names=["probability", "member_probabilities"],
-                dynamic_axes={"image": {0: "batch"}, "probability": {0: "batch"}, "member_probabilities": {0: "batch"}},
+                output_names=list(outputs),
+                dynamic_axes={name: {0: "batch"} for name in ("image", *outputs)},
             )
         check_onnx(tmp_path)
-        worst = _verify(graph, tmp_path, inputs)
+        worst = _verify(graph, tmp_path, inputs, outputs)
         out_dir.mkdir(parents=True, exist_ok=True)
         digest = install_model_file(tmp_path, out_dir / "dernet.onnx")
 
@@ -117,7 +137,10 @@ def export_classifier(
         combine=saved.combine,
         threshold=saved.threshold,
         chosen_on=record_dict(saved.chosen_on),
+        outputs=outputs,
         verified_max_abs_diff=worst,
+        lesion_classes=saved.lesion_types.classes if saved.lesion_types else (),
+        lesion_thresholds=saved.lesion_types.thresholds if saved.lesion_types else (),
     )
     update_manifest(
         out_dir,
@@ -133,14 +156,28 @@ def export_classifier(
     return spec
 
 
+def _lesion_member(saved: EnsembleRecord, clahe: ClaheParams) -> nn.Module | None:
+    """The record's lesion-type member, checked to share the members' CLAHE (None when there is none)."""
+    if saved.lesion_types is None:
+        return None
+    (lesion,), trained = load_members([saved.lesion_types.checkpoint])
+    if trained != clahe:
+        raise PreprocessingMismatchError(
+            f"{saved.lesion_types.checkpoint} was trained with CLAHE {trained}, the members with {clahe}; fit the "
+            "ensemble again with a lesion-type member trained on the same data"
+        )
+    return lesion
+
+
 @torch.inference_mode()
-def _verify(graph: EnsembleGraph, path: Path, inputs: np.ndarray) -> float:
+def _verify(graph: EnsembleGraph, path: Path, inputs: np.ndarray, outputs: tuple[str, ...] = ("probability",
+            "member_probabilities")) -> float:  # fmt: skip
     session = ort_session(path)
     worst = 0.0
     for batch in [inputs[i : i + 1] for i in range(len(inputs))] + [inputs]:
         expected = [t.numpy() for t in graph(torch.from_numpy(batch))]
         got = session.run(None, {"image": batch})
-        for name, e, g in zip(("probability", "member_probabilities"), expected, got, strict=True):
+        for name, e, g in zip(outputs, expected, got, strict=True):
             if e.shape != g.shape:
                 raise ExportVerificationError(f"{path}: {name} has shape {g.shape} in ONNX Runtime, {e.shape} in torch")
             worst = max(worst, float(np.abs(e - g).max()))
