@@ -423,6 +423,7 @@ def test_a_lesion_type_head_exports_beside_the_vote_and_the_gate_reports_it(
     from dernet.ensemble.cli import main as dernet_main
     from dernet.ensemble.ensemble_config import load_ensemble_config
     from dernet.ensemble.fit_ensemble import fit_ensemble
+    from dernet.errors import UsageError
     from dernet.export.classifier import export_classifier
 
     from .conftest import ROOT, quick
@@ -435,6 +436,9 @@ def test_a_lesion_type_head_exports_beside_the_vote_and_the_gate_reports_it(
                                  output=str(tmp_path / "ensemble.json"))  # fmt: skip
     record = fit_ensemble(config)
     assert record.lesion_types.classes == CLASS_NAMES and len(record.lesion_types.thresholds) == 7
+    binary = config.members["resnet50"]
+    with pytest.raises(UsageError, match=f"{binary}: lesion_types needs a multilabel member .* not binary"):
+        fit_ensemble(dataclasses.replace(config, lesion_types=binary))
 
     models = tmp_path / "models"
     shutil.copytree(exported_models, models)

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from ..datasets.preprocessing import PreprocessingMismatchError
 from ..datasets.tables import read_table, split_rows
 from ..errors import UsageError
 from ..imaging import ClaheParams
 from ..metrics import youden_threshold
 from ..metrics.types import multilabel_thresholds
 from .ensemble_config import EnsembleConfig
-from .predict import load_members, predict_probabilities
+from .predict import load_lesion_member, load_members, predict_probabilities
 from .record import ChosenOn, EnsembleRecord, LesionTypesRecord, MemberRecord
 from .tasks import task_targets
 from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights
@@ -92,14 +91,7 @@ def fit_ensemble(config: EnsembleConfig) -> EnsembleRecord:
 def _lesion_types(config: EnsembleConfig, rows: Any, clahe: ClaheParams) -> LesionTypesRecord:
     """The lesion-type member's per-class thresholds, chosen on the same split as the vote's (Youden)."""
     checkpoint = str(config.lesion_types)
-    (model,), trained_clahe = load_members([checkpoint])
-    if model.hparams.task != "multilabel":
-        task = model.hparams.task
-        raise UsageError(f"{checkpoint}: lesion_types needs a multilabel member (task: multilabel), not {task}")
-    if trained_clahe != clahe:
-        raise PreprocessingMismatchError(
-            f"{checkpoint} was trained with CLAHE {trained_clahe}, the members with {clahe}; train it on the same data"
-        )
+    model = load_lesion_member(checkpoint, clahe)
     classes = list(model.hparams.classes)
     probs = predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc="lesion types")
     thresholds = multilabel_thresholds(task_targets(rows, "multilabel", classes), probs)

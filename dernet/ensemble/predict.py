@@ -11,12 +11,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..datasets.preprocessing import PreprocessingMismatchError, agreed_clahe
-from ..errors import MissingFileError
+from ..errors import MissingFileError, UsageError
 from ..imaging import ClaheParams
 from .data import RadiographDataset
 from .member import MemberClassifier
 
-__all__ = ["load_member", "load_members", "predict_probabilities"]
+__all__ = ["load_lesion_member", "load_member", "load_members", "predict_probabilities"]
 
 
 def load_member(checkpoint: str | Path) -> MemberClassifier:
@@ -39,6 +39,19 @@ def load_members(checkpoints: list[str | Path]) -> tuple[list[MemberClassifier],
                 "(python -m dernet fit)"
             )
     return models, agreed_clahe([(str(c), m.trained_clahe) for c, m in zip(checkpoints, models, strict=True)])
+
+
+def load_lesion_member(checkpoint: str | Path, clahe: ClaheParams) -> MemberClassifier:
+    """A multi-label lesion-type member to carry beside the vote; it must share the members' ``clahe``."""
+    (model,), trained = load_members([checkpoint])
+    if model.hparams.task != "multilabel":
+        task = model.hparams.task
+        raise UsageError(f"{checkpoint}: lesion_types needs a multilabel member (task: multilabel), not {task}")
+    if trained != clahe:
+        raise PreprocessingMismatchError(
+            f"{checkpoint} was trained with CLAHE {trained}, the members with {clahe}; train it on the same data"
+        )
+    return model
 
 
 @torch.inference_mode()

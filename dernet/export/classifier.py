@@ -21,9 +21,9 @@ from ..datasets.cached import sample_inputs
 from ..datasets.preprocessing import PreprocessingMismatchError, read_data_preprocessing
 from ..datasets.tables import read_summary
 from ..deploy.manifest import ClassifierSpec, Preprocessing, install_model_file, update_manifest
-from ..ensemble.predict import load_members
-from ..ensemble.record import EnsembleRecord, load_ensemble
-from ..imaging import ClaheParams, classifier_array
+from ..ensemble.predict import load_lesion_member, load_members
+from ..ensemble.record import load_ensemble
+from ..imaging import classifier_array
 from ..records import record_dict
 from .verify import ExportVerificationError, check_onnx, ort_session
 
@@ -97,7 +97,7 @@ def export_classifier(
             f"{clahe.tile_grid}; fit the ensemble again (spine-cad fit-ensemble)"
         )
     sizes = [int(m.hparams.image_size) for m in members]
-    lesion = _lesion_member(saved, clahe)
+    lesion = load_lesion_member(saved.lesion_types.checkpoint, clahe) if saved.lesion_types else None
     lesion_size = int(lesion.hparams.image_size) if lesion is not None else None
     graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine, lesion, lesion_size).eval()
     outputs = OUTPUTS + (("lesion_probabilities",) if lesion is not None else ())
@@ -154,19 +154,6 @@ def export_classifier(
         trained_with=saved.members[0].checkpoint,
     )
     return spec
-
-
-def _lesion_member(saved: EnsembleRecord, clahe: ClaheParams) -> nn.Module | None:
-    """The record's lesion-type member, checked to share the members' CLAHE (None when there is none)."""
-    if saved.lesion_types is None:
-        return None
-    (lesion,), trained = load_members([saved.lesion_types.checkpoint])
-    if trained != clahe:
-        raise PreprocessingMismatchError(
-            f"{saved.lesion_types.checkpoint} was trained with CLAHE {trained}, the members with {clahe}; fit the "
-            "ensemble again with a lesion-type member trained on the same data"
-        )
-    return lesion
 
 
 @torch.inference_mode()
