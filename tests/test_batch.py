@@ -170,3 +170,18 @@ def test_without_the_scale_extra_it_says_which_to_install(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr
     needed = "error: this needs the 'scale' extra (ray is not installed): pip install 'spine-cad[scale]'"
     assert done.stderr.strip() == needed
+
+
+def test_rows_carry_the_lesion_types_and_the_top_class() -> None:
+    """An export with a lesion-type head or a multiclass vote adds them to the row, typed as the schema says."""
+    from dernet.batch.rows import row_of, rows_table
+    from dernet.deploy.screening import Screening
+
+    lesion_types = [{"label": "Osteophytes", "probability": 0.71, "threshold": 0.4, "likely": True}]
+    result = Screening("a.png", "ok", "gate", 0.5, probability=0.9, lesion_types=lesion_types,
+                       class_probabilities={"normal": 0.1, "osteophyte": 0.9})  # fmt: skip
+    plain = Screening("b.png", "rejected", "gate", 0.5, reason="unreadable", reason_code="corrupt")
+    rows = rows_table([row_of(r, r.input, {}, None, None) for r in (result, plain)]).to_pylist()
+    assert rows[0]["lesion_types"] == lesion_types and rows[0]["top_class"] == "osteophyte"
+    assert dict(rows[0]["class_probabilities"]) == {"normal": 0.1, "osteophyte": 0.9}
+    assert (rows[1]["lesion_types"], rows[1]["class_probabilities"], rows[1]["top_class"]) == (None, None, None)

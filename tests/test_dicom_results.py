@@ -37,6 +37,11 @@ FINDINGS = [
     Finding("Surgical implant", 1, 0.64, [100.0, 120.0, 150.0, 180.0]),
     Finding("Disc space narrowing", 4, 0.42, [30.0, 100.0, 140.0, 130.0]),
 ]
+LESION_TYPES = [  # a lesion-type head's answer: two classes reach their thresholds
+    {"label": "Osteophytes", "probability": 0.71, "threshold": 0.4, "likely": True},
+    {"label": "Surgical implant", "probability": 0.12, "threshold": 0.3, "likely": False},
+    {"label": "Vertebral collapse", "probability": 0.55, "threshold": 0.5, "likely": True},
+]
 
 
 def _tool(name: str) -> str:
@@ -96,6 +101,7 @@ def _screened(screener: Screener, path: Path, abnormal: bool) -> Screening:
     assert result.status == "ok", result.reason
     result.probability = 0.93 if abnormal else 0.02
     result.findings = list(FINDINGS) if abnormal else []
+    result.lesion_types = list(LESION_TYPES) if abnormal else None
     return result
 
 
@@ -155,6 +161,13 @@ def test_the_sr_reads_back_as_the_report(screener: Screener, sources: dict[str, 
     assert values["Probability"] == pytest.approx(report["abnormal_probability"])
     assert values["Abnormality decision threshold"] == pytest.approx(report["threshold"])
     assert [q.value.value for q in image.get_qualitative_evaluations()] == ["MODE-ALL"]
+    likely = sr.content.get_image_measurement_groups()[1:]  # one per lesion type at or above its threshold
+    assert [g.finding_type.meaning for g in likely] == ["Osteophyte", "Vertebral collapse"]
+    for group, row in zip(likely, [LESION_TYPES[0], LESION_TYPES[2]], strict=True):
+        values = {m.name.meaning: m.value for m in group.get_measurements()}
+        assert values == {"Probability": pytest.approx(row["probability"]),
+                          "Lesion type decision threshold": pytest.approx(row["threshold"])}  # fmt: skip
+        assert row["label"] in group.tracking_identifier
 
     sc, pr = pydicom.dcmread(paths["sc"]), pydicom.dcmread(paths["pr"])
     for obj in (sc, pr):
@@ -167,6 +180,7 @@ def test_the_sr_reads_back_as_the_report(screener: Screener, sources: dict[str, 
     assert len(annotation.GraphicObjectSequence) == 3
     texts = [t.UnformattedTextValue for t in annotation.TextObjectSequence]
     assert "Osteophytes 0.81" in texts and any("ABNORMAL" in t for t in texts)
+    assert any(t.endswith("; likely lesion types: Osteophytes 0.71, Vertebral collapse 0.55") for t in texts)
 
 
 def test_a_normal_image_gets_all_three_saying_so(screener: Screener, sources: dict[str, Path], tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Skipped, with the reason, when Chromium or Playwright is missing; `.ci/run` inst
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,6 +23,12 @@ from dernet.web.app import create_app  # noqa: E402
 
 from .test_export_gate import _phantom_files  # noqa: E402
 
+HEADS = {  # a lesion-type head's and a multiclass vote's parts of a report
+    "lesion_types": [{"label": "Osteophytes", "probability": 0.71, "threshold": 0.4, "likely": True},
+                     {"label": "Vertebral collapse", "probability": 0.12, "threshold": 0.5, "likely": False}],
+    "class_probabilities": {"normal": 0.18, "osteophyte": 0.82},
+    "top_class": {"label": "osteophyte", "probability": 0.82},
+}
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
 # Flags for a closed network (no background connections, no component updates), as root in a container.
@@ -91,6 +98,11 @@ def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None
         page.screenshot(path=str(ARTIFACTS / "web_page_heatmap.png"), full_page=True)
         page.uncheck("#showHeatmap")
         back_to_overlay = page.get_attribute("#overlay", "src") == overlay_src
+        plain_export_hides_heads = page.is_hidden("#lesionTypes") and "Class" not in page.inner_text("#facts")
+        page.evaluate(f"show(Object.assign({{}}, shown, {json.dumps(HEADS)}))")  # as an export with both heads answers
+        lesion_rows = [page.inner_text(f"#lesionTypes tbody tr:nth-child({i})").split("\t") for i in (1, 2)]
+        facts = page.inner_text("#facts")
+        page.screenshot(path=str(ARTIFACTS / "web_page_heads.png"), full_page=True)
         browser.close()
     elapsed = time.perf_counter() - started
     assert decision in {"ABNORMAL", "Normal"} and rows >= 1
@@ -98,4 +110,7 @@ def test_page_analyzes_an_uploaded_dicom(server: str, phantom_dir: Path) -> None
     assert sr_bytes[128:132] == b"DICM"  # a Part 10 file, downloaded from the page
     assert caption.startswith("Grad-CAM") and back_to_overlay
     assert (ARTIFACTS / "web_page.png").stat().st_size > 20_000
+    assert plain_export_hides_heads
+    assert lesion_rows == [["Osteophytes", "0.710", "0.400", "yes"], ["Vertebral collapse", "0.120", "0.500", "no"]]
+    assert "osteophyte (0.820; normal 0.180, osteophyte 0.820)" in facts
     print(f"browser test: {elapsed:.1f} s")

@@ -17,6 +17,8 @@ __all__ = ["ROW_SCHEMA", "TRANSIENT", "row_of", "rows_table"]
 
 _FINDING = pa.struct([("label", pa.string()), ("class_id", pa.int32()), ("confidence", pa.float64()),
                       ("box", pa.list_(pa.float64()))])  # fmt: skip
+_LESION_TYPE = pa.struct([("label", pa.string()), ("probability", pa.float64()), ("threshold", pa.float64()),
+                         ("likely", pa.bool_())])  # fmt: skip
 _TIMINGS = pa.struct([(step, pa.float64()) for step in ("read", "preprocess", "classify", "detect", "total")])
 ROW_SCHEMA = pa.schema([
     ("input", pa.string()),  # the path (or URI) as given or found: the gate report's "input"
@@ -34,6 +36,9 @@ ROW_SCHEMA = pa.schema([
     ("abnormal", pa.bool_()),
     ("mode", pa.string()),
     ("findings", pa.list_(_FINDING)),  # boxes in the original image's pixels, x1 y1 x2 y2
+    ("lesion_types", pa.list_(_LESION_TYPE)),  # with a lesion-type head: per class, likely when >= its threshold
+    ("class_probabilities", pa.map_(pa.string(), pa.float64())),  # with a multiclass vote: class -> probability
+    ("top_class", pa.string()),  # with a multiclass vote: the most probable class
     ("timings_ms", _TIMINGS),
     ("classifier_sha256", pa.string()),
     ("detector_sha256", pa.string()),
@@ -68,6 +73,9 @@ def row_of(result: Screening, key: str, model_hashes: dict[str, str], report: st
         "abnormal": fields["abnormal"],
         "mode": fields["mode"],
         "findings": fields["findings"],
+        "lesion_types": fields.get("lesion_types"),
+        "class_probabilities": fields.get("class_probabilities"),
+        "top_class": (fields.get("top_class") or {}).get("label"),
         "timings_ms": {step: fields["timings_ms"].get(step) for step in _TIMINGS.names},
         "classifier_sha256": fields["models"].get("classifier"),
         "detector_sha256": fields["models"].get("detector"),

@@ -68,6 +68,9 @@ def build_report(
     }
     if result.lesion_types is not None:  # only from an export with a lesion-type head
         report["lesion_types"] = result.lesion_types
+    if result.class_probabilities is not None:  # only from a multiclass (folder-per-class) export
+        report["class_probabilities"] = {k: round(v, 6) for k, v in result.class_probabilities.items()}
+        report["top_class"] = result.top_class
     if dicom is not None:
         report["dicom"] = dicom
     return report
@@ -117,21 +120,27 @@ def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple
 
 
 def _banner(result: Screening, width: int, scale: float) -> np.ndarray:
+    """The decision on a coloured band; a second line names the top class or the likely lesion types when the
+    export has such a head."""
     abnormal = bool(result.abnormal)
     colour = (40, 40, 200) if abnormal else (60, 140, 40)
     relation = ">=" if abnormal else "<"
-    text = (
+    lines = [
         f"{'ABNORMAL' if abnormal else 'NORMAL'}  p={result.probability:.3f} {relation} threshold "
         f"{result.threshold:.3f}  |  mode {result.mode}  |  {len(result.findings)} finding(s)"
-    )
-    height = round(44 * max(scale, 0.6))
-    banner = np.full((height, width, 3), colour, np.uint8)
-    text_scale = scale * 1.1
-    while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)[0][0] > width - 16 and text_scale > 0.3:
-        text_scale *= 0.9
-    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)
-    cv2.putText(banner, text, (8, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, text_scale, (255, 255, 255), 2,
-                cv2.LINE_AA)  # fmt: skip
+    ]
+    if result.image_level_summary():
+        lines.append(result.image_level_summary())
+    line_height = round(44 * max(scale, 0.6))
+    banner = np.full((line_height * len(lines), width, 3), colour, np.uint8)
+    for row, text in enumerate(lines):
+        text_scale = scale * (1.1 if row == 0 else 0.9)
+        while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)[0][0] > width - 16 and text_scale > 0.3:
+            text_scale *= 0.9
+        (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, text_scale, 2)
+        baseline = row * line_height + (line_height + th) // 2
+        cv2.putText(banner, text, (8, baseline), cv2.FONT_HERSHEY_SIMPLEX, text_scale, (255, 255, 255), 2,
+                    cv2.LINE_AA)  # fmt: skip
     return banner
 
 

@@ -78,6 +78,8 @@ class Screening:
     member_probabilities: dict[str, float] = field(default_factory=dict)
     # with a lesion-type head: per class {"label", "probability", "threshold", "likely"} (None without one)
     lesion_types: list[dict[str, Any]] | None = None
+    # with a multiclass vote (a folder-per-class ensemble): class name -> probability, summing to 1 (None without)
+    class_probabilities: dict[str, float] | None = None
     findings: list[Finding] = field(default_factory=list)
     detector_ran: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -88,6 +90,25 @@ class Screening:
     @property
     def abnormal(self) -> bool | None:
         return None if self.probability is None else self.probability >= self.threshold
+
+    @property
+    def top_class(self) -> dict[str, Any] | None:
+        """The multiclass vote's most probable class as {"label", "probability"}; None without that vote."""
+        if not self.class_probabilities:
+            return None
+        label = max(self.class_probabilities, key=self.class_probabilities.__getitem__)
+        return {"label": label, "probability": self.class_probabilities[label]}
+
+    def image_level_summary(self) -> str | None:
+        """One line for the overlay and the presentation state: the top class, the likely lesion types, or None
+        when the export has neither head."""
+        parts = []
+        if self.top_class is not None:
+            parts.append(f"class {self.top_class['label']} {self.top_class['probability']:.2f}")
+        if self.lesion_types is not None:
+            likely = [f"{r['label']} {r['probability']:.2f}" for r in self.lesion_types if r["likely"]]
+            parts.append(f"likely lesion types: {', '.join(likely) or 'none'}")
+        return "  |  ".join(parts) or None
 
 
 @dataclass
@@ -372,7 +393,8 @@ def _failed(result: Screening, start: float) -> Screening:
     result.status, result.reason_code = "error", "internal_error"
     result.reason = f"internal error ({getattr(kind, '__name__', 'Exception')}{': ' + detail if detail else ''})"
     result.error_traceback = traceback.format_exc()
-    result.probability, result.findings, result.member_probabilities, result.lesion_types = None, [], {}, None
+    result.probability, result.findings, result.member_probabilities = None, [], {}
+    result.lesion_types = result.class_probabilities = None
     return _stopped(result, start)
 
 

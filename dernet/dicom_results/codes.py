@@ -19,6 +19,7 @@ __all__ = [
     "DETECTION_CONFIDENCE",
     "FINDING_CODES",
     "GATE_MODE",
+    "LESION_TYPE_THRESHOLD",
     "MODE_CODES",
     "THRESHOLD",
     "finding_code",
@@ -44,6 +45,7 @@ FINDING_CODES: dict[str, Code] = {
 }
 DETECTION_CONFIDENCE = _private("DET-CONFIDENCE", "Detection confidence")  # the detector's box score, 0..1
 THRESHOLD = _private("THRESHOLD", "Abnormality decision threshold")  # the manifest's validation-chosen threshold
+LESION_TYPE_THRESHOLD = _private("TYPE-THRESHOLD", "Lesion type decision threshold")  # the head's per-class one
 GATE_MODE = _private("GATE-MODE", "Screening gate mode")
 MODE_CODES: dict[str, Code] = {
     "gate": _private("MODE-GATE", "Detect only when abnormal"),
@@ -52,10 +54,13 @@ MODE_CODES: dict[str, Code] = {
 }
 
 
+_BY_LOWER = {name.lower(): code for name, code in FINDING_CODES.items()} | {"normal": codes.SCT.Normal}
+
+
 def finding_code(label: str) -> Code:
-    """The finding type of a detector class; a class outside the table (a custom detector) gets a private code
-    made from its name."""
-    if label in FINDING_CODES:
-        return FINDING_CODES[label]
+    """The finding type of a detector or classifier class, whatever its case ("surgical implant" from a
+    folder-per-class dataset too); a class outside the table (a custom model) gets a private code made from its name."""
+    if label.lower() in _BY_LOWER:
+        return _BY_LOWER[label.lower()]
     value = re.sub(r"[^A-Z0-9]+", "-", label.upper()).strip("-")[:16] or "LESION"
     return _private(value, label[:64])

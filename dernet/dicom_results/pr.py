@@ -26,6 +26,8 @@ def presentation_state(ctx: ResultContext) -> hd.pr.GrayscaleSoftcopyPresentatio
     verdict = "ABNORMAL" if result.abnormal else "NORMAL"
     summary = f"spine-cad: {verdict} p={result.probability:.3f} (threshold {result.threshold:.3f}), "
     summary += f"{len(result.findings)} finding(s)" if result.findings else "no finding detected"
+    if result.image_level_summary():  # the top class or the likely lesion types, with such a head
+        summary += f"; {result.image_level_summary()}"
     texts.append(hd.pr.TextObject(summary, units=pixel, anchor_point=(1.0, 1.0), anchor_point_visible=False,
                                   text_justification=hd.pr.TextJustificationValues.LEFT))  # fmt: skip
     layer = hd.pr.GraphicLayer(layer_name=LAYER, order=1, description="spine-cad AI findings")

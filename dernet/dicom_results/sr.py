@@ -14,6 +14,7 @@ from .codes import (
     CODING_SCHEME_NAME,
     DETECTION_CONFIDENCE,
     GATE_MODE,
+    LESION_TYPE_THRESHOLD,
     MODE_CODES,
     THRESHOLD,
     finding_code,
@@ -28,8 +29,9 @@ PROJECTION_MODALITIES = {"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"}  # high
 
 
 def structured_report(ctx: ResultContext) -> hd.sr.ComprehensiveSR:
-    """The SR of one screened image: every box with its finding type and confidence, and abnormal or normal with
-    the probability, threshold and gate mode; a normal image's SR says so (no ROI groups)."""
+    """The SR of one screened image: every box with its finding type and confidence, abnormal or normal with the
+    probability, threshold and gate mode (a normal image's SR says so: no ROI groups), and with a lesion-type head
+    one image-level group per lesion type that reaches its threshold."""
     settings, source, result = ctx.settings, ctx.source, ctx.result
     uids = ctx.uids("sr")
     algorithm = hd.sr.AlgorithmIdentification(
@@ -46,7 +48,7 @@ def structured_report(ctx: ResultContext) -> hd.sr.ComprehensiveSR:
             observer_type=codes.DCM.Device, observer_identifying_attributes=device
         )
     )
-    groups: list = [_image_evaluation(ctx, algorithm, uids.instance)]
+    groups: list = [_image_evaluation(ctx, algorithm, uids.instance), *_lesion_types(ctx, algorithm, uids.instance)]
     for index, (finding, polygon) in enumerate(zip(result.findings, ctx.box_polygons(), strict=True), start=1):
         region = hd.sr.ImageRegion(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
@@ -111,6 +113,30 @@ def _image_evaluation(
         ],
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ctx.source)],
     )
+
+
+def _lesion_types(
+    ctx: ResultContext, algorithm: hd.sr.AlgorithmIdentification, instance_uid: str
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """The lesion-type head's likely classes (probability at or above the class's threshold) as image-level
+    findings with their probability and threshold: what the image likely shows even where no box was found."""
+    groups = []
+    for row in ctx.result.lesion_types or []:
+        if not row["likely"]:
+            continue
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=_tracking(instance_uid, f"Image-level lesion type: {row['label']}"),
+                finding_type=finding_code(row["label"]),
+                algorithm_id=algorithm,
+                measurements=[
+                    hd.sr.Measurement(codes.DCM.Probability, float(row["probability"]), UNITLESS),
+                    hd.sr.Measurement(LESION_TYPE_THRESHOLD, float(row["threshold"]), UNITLESS),
+                ],
+                source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ctx.source)],
+            )
+        )
+    return groups
 
 
 def _library_reference(source):
