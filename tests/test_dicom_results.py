@@ -102,6 +102,7 @@ def _screened(screener: Screener, path: Path, abnormal: bool) -> Screening:
     result.probability = 0.93 if abnormal else 0.02
     result.findings = list(FINDINGS) if abnormal else []
     result.lesion_types = list(LESION_TYPES) if abnormal else None
+    result.class_probabilities = None if abnormal else {"normal": 0.9, "osteophyte": 0.1}  # a multiclass vote's
     return result
 
 
@@ -187,11 +188,14 @@ def test_a_normal_image_gets_all_three_saying_so(screener: Screener, sources: di
     _, _, paths = _build(screener, sources["cr_mono1"], False, tmp_path)
     sr = hd.sr.srread(paths["sr"])
     assert sr.content.get_planar_roi_measurement_groups() == []
-    assert sr.content.get_image_measurement_groups()[0].finding_type.meaning == "Normal"
+    verdict, top_class = sr.content.get_image_measurement_groups()
+    assert verdict.finding_type.meaning == "Normal" and "Image-level class: normal" in top_class.tracking_identifier
+    assert top_class.finding_type.value == "17621005"  # SCT Normal, the folder name matched case-blind
+    assert [(m.name.meaning, m.value) for m in top_class.get_measurements()] == [("Probability", pytest.approx(0.9))]
     pr = pydicom.dcmread(paths["pr"])
     annotation = pr.GraphicAnnotationSequence[0]
     assert "GraphicObjectSequence" not in annotation
-    assert "no finding detected" in annotation.TextObjectSequence[0].UnformattedTextValue
+    assert annotation.TextObjectSequence[0].UnformattedTextValue.endswith("no finding detected; class normal 0.90")
     assert pr.PresentationLUTShape == "INVERSE"  # the CR is MONOCHROME1
     assert list(pydicom.dcmread(paths["sc"]).PatientOrientation) == ["A", "F"]
     dump = str(sr)  # the Image Library describes the radiograph's orientation and spacing when it has them

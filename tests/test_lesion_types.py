@@ -17,19 +17,21 @@ from dernet.ensemble.cli import main as dernet_main
 from dernet.metrics import youden_threshold
 from dernet.metrics.types import confusion_markdown, multiclass_metrics, multilabel_metrics, row_normalized
 
-from .conftest import ROOT, quick
+from .conftest import CACHE_LONG_SIDE, ROOT, quick
 
 GHAURI = "foraminal stenosis,osteophyte,surgical implant,normal"
 
 
 @pytest.fixture(scope="module")
 def imagefolder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Ghauri's four classes as a 40-image phantom (10 per class), prepared at a 96 px cache."""
+    """Ghauri's four classes as a 40-image phantom (10 per class), prepared at the release phantom's cache size
+    (so its classifier can be exported beside the shared tiny detector)."""
     root = tmp_path_factory.mktemp("imagefolder")
     assert datasets_main(["synth", "--layout", "imagefolder", "--out", str(root / "raw"), "--images", "40",
                           "--long-side", "128", "--classes", GHAURI, "--quiet"]) == 0  # fmt: skip
     assert datasets_main(["prepare", "--layout", "imagefolder", "--source", str(root / "raw"), "--out",
-                          str(root / "prepared"), "--long-side", "96", "--workers", "1", "--quiet"]) == 0  # fmt: skip
+                          str(root / "prepared"), "--long-side", str(CACHE_LONG_SIDE), "--workers", "1",
+                          "--quiet"]) == 0  # fmt: skip
     return {"raw": root / "raw", "prepared": root / "prepared", "root": root}
 
 
@@ -76,11 +78,20 @@ def _fit(config: str, task: str, prepared: Path, runs: Path) -> Path:
     return runs / Path(config).stem / "checkpoints" / "best.ckpt"
 
 
-def test_multiclass_member_trains_and_evaluates_through_the_cli(imagefolder: dict[str, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def multiclass_checkpoint(imagefolder: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multiclass member trained three steps on the folder-per-class phantom through the real CLI."""
+    runs = tmp_path_factory.mktemp("multiclass_runs")
+    return _fit("configs/demo/ensemble/resnet50.yaml", "multiclass", imagefolder["prepared"], runs)
+
+
+def test_multiclass_member_trains_and_evaluates_through_the_cli(
+    imagefolder: dict[str, Path], multiclass_checkpoint: Path, tmp_path: Path
+) -> None:
     from dernet.datasets.tables import read_table, split_rows
     from dernet.ensemble.predict import load_member, predict_probabilities
 
-    checkpoint = _fit("configs/demo/ensemble/resnet50.yaml", "multiclass", imagefolder["prepared"], tmp_path)
+    checkpoint = multiclass_checkpoint
     model = load_member(checkpoint)
     assert model.hparams.task == "multiclass" and model.hparams.classes == sorted(GHAURI.split(","))
     assert len(model.hparams.pos_weight) == 4  # class-weighted cross-entropy
@@ -144,18 +155,18 @@ def test_tasks_that_do_not_fit_the_data_are_one_line_errors(prepared_dir: Path, 
         assert f"error: {data}: " in err and message in err and "Traceback" not in err
 
 
-def test_a_lesion_type_member_in_an_ensemble_and_cv_on_a_folder_dataset_are_one_line_errors(
-    imagefolder: dict[str, Path], trained: dict, tmp_path: Path, capsys
+def test_mixed_member_tasks_and_cv_on_a_folder_dataset_are_one_line_errors(
+    imagefolder: dict[str, Path], multiclass_checkpoint: Path, trained: dict, tmp_path: Path, capsys
 ) -> None:
     import yaml
 
-    checkpoint = _fit("configs/demo/ensemble/resnet50.yaml", "multiclass", imagefolder["prepared"], tmp_path)
+    checkpoint = multiclass_checkpoint
     config = yaml.safe_load(trained["ensemble_yaml"].read_text())
     config["members"]["resnet50"] = str(checkpoint)
     (tmp_path / "ensemble.yaml").write_text(yaml.safe_dump(config))
     assert dernet_main(["fit-ensemble", "--config", str(tmp_path / "ensemble.yaml")]) == 2
     err = capsys.readouterr().err
-    assert f"{checkpoint}: a multiclass member; an ensemble votes on normal vs abnormal" in err
+    assert f"{checkpoint}: a multiclass member beside binary ones; an ensemble's members share one task" in err
     assert "Traceback" not in err
     args = ["fit", "--config", str(ROOT / "configs/demo/ensemble/resnet50.yaml"), *quick(imagefolder["prepared"],
             tmp_path), "--model.task", "multiclass", "--data.val_fold", "0"]  # fmt: skip
@@ -208,3 +219,86 @@ def test_multilabel_metrics_leave_out_classes_without_both_sides() -> None:
     result = multilabel_metrics(targets, probs, [0.5, None], ["seen", "absent"], resamples=30)
     assert result["per_class"]["absent"]["metrics"] is None and result["per_class"]["absent"]["threshold"] == 0.5
     assert result["macro_auroc"] == pytest.approx(roc_auc_score(targets[:, 0], probs[:, 0]))
+
+
+# --- a folder-per-class ensemble, exported ----------------------------------------------------------------------------
+
+
+def test_a_multiclass_ensemble_exports_its_classes_and_the_gate_reports_the_top_class(
+    imagefolder: dict[str, Path], multiclass_checkpoint: Path, trained: dict, exported_models: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from dernet.deploy.manifest import load_manifest
+    from dernet.ensemble.ensemble_config import load_ensemble_config
+    from dernet.ensemble.fit_ensemble import fit_ensemble
+    from dernet.export.classifier import export_classifier
+    from dernet.gate.cli import main as gate_main
+
+    from .test_export_gate import REPORT_KEYS, _reports
+
+    classes = tuple(sorted(GHAURI.split(",")))
+    members = {"resnet_a": str(multiclass_checkpoint), "resnet_b": str(multiclass_checkpoint)}
+    config = dataclasses.replace(load_ensemble_config(trained["ensemble_yaml"]), members=members, weights=[1.0, 1.0],
+                                 combine="probability", data_dir=str(imagefolder["prepared"]),
+                                 output=str(tmp_path / "ensemble.json"))  # fmt: skip
+    record, record_path = fit_ensemble(config), tmp_path / "ensemble.json"  # abnormal = 1 - P(normal)
+    assert record.classes == classes and record.chosen_on.split == "val"
+
+    models = tmp_path / "models"
+    shutil.copytree(exported_models, models)  # the tiny detector stays; the classifier is replaced
+    spec = export_classifier(tmp_path / "ensemble.json", imagefolder["prepared"], models)
+    manifest = load_manifest(models)
+    assert spec.verified_max_abs_diff <= 1e-4  # every output, ONNX Runtime against torch
+    assert manifest.classifier.outputs == ("probability", "member_probabilities", "class_probabilities")
+    assert manifest.classifier.classes == classes
+
+    import cv2
+
+    image = tmp_path / "osteophyte.png"  # the phantom at twice its size: the gate refuses sides under 128 px
+    small = cv2.imread(str(sorted((imagefolder["raw"] / "osteophyte").glob("*.png"))[0]), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(image), cv2.resize(small, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR))
+    out = tmp_path / "out"
+    args = [str(image), "--models", str(models), "--out", str(out), "--explain", "--ensemble", str(record_path)]
+    assert gate_main(args) == 0
+    report = _reports(out)[f"{image.name}.json"]
+    assert set(report) == REPORT_KEYS | {"class_probabilities", "top_class"}
+    assert Path(report["heatmap"]).is_file()  # Grad-CAM of 1 - P(normal) in each multiclass member
+    probabilities = report["class_probabilities"]
+    assert tuple(probabilities) == classes and sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    top = max(probabilities, key=probabilities.get)
+    assert report["top_class"] == {"label": top, "probability": pytest.approx(probabilities[top], abs=1e-6)}
+    # the same member twice, probability voting: the ensemble's abnormality is exactly 1 - P(normal)
+    assert report["abnormal_probability"] == pytest.approx(1 - probabilities["normal"], abs=1e-5)
+
+
+def test_the_multiclass_graph_votes_on_one_minus_p_normal() -> None:
+    """The graph's three outputs against the definitions, for both combine rules, with two members."""
+    import torch
+
+    from dernet.export.classifier import EnsembleGraph
+
+    torch.manual_seed(0)
+    members = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)) for _ in range(2)]
+    images = torch.rand(5, 1, 4, 4)
+    softmax = [torch.softmax(m(images), dim=1).detach().numpy().astype(np.float64) for m in members]
+    abnormal = np.stack([1 - p[:, 2] for p in softmax], axis=1)  # 'normal' is the third class
+    weights = np.array([0.25, 0.75])
+    for combine in ("probability", "logit"):
+        graph = EnsembleGraph(members, [4, 4], list(weights), combine, normal_index=2).eval()
+        with torch.inference_mode():
+            probability, member_probs, class_probs = (t.numpy() for t in graph(images))
+        np.testing.assert_allclose(member_probs, abnormal, atol=1e-6)
+        np.testing.assert_allclose(class_probs, weights[0] * softmax[0] + weights[1] * softmax[1], atol=1e-6)
+        logits = np.log(abnormal / (1 - abnormal)) @ weights
+        expected = abnormal @ weights if combine == "probability" else 1 / (1 + np.exp(-logits))
+        np.testing.assert_allclose(probability, expected, atol=1e-6)
+
+
+def test_a_multiclass_ensemble_without_a_normal_class_is_one_line() -> None:
+    from dernet.ensemble.predict import normal_index
+    from dernet.errors import UsageError
+
+    assert normal_index(["foraminal stenosis", "Normal", "osteophyte"], "x.ckpt") == 1  # case-blind
+    with pytest.raises(UsageError, match=r"x.ckpt: a multiclass ensemble .* have no 'normal'; add a normal/ folder"):
+        normal_index(["osteophyte", "surgical implant"], "x.ckpt")

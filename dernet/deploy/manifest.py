@@ -107,6 +107,8 @@ class ClassifierSpec:
     outputs: tuple[str, ...] = ("probability", "member_probabilities")
     verified_max_abs_diff: float | None = None  # |ONNX Runtime - PyTorch| on the export's own check
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime variants (export/variants.py)
+    # multiclass members (output class_probabilities, in this order); probability is then 1 - P(normal)'s vote
+    classes: tuple[str, ...] = ()
     # a lesion-type head (output lesion_probabilities): its classes and per-class thresholds (chosen_on's split;
     # null where that split had one side of a class only)
     lesion_classes: tuple[str, ...] = ()

@@ -291,11 +291,15 @@ class Screener:
     def _infer(self, prepared: PreparedInput, threshold: float, conf: float) -> Screening:
         m, result = self.manifest, prepared.result
         t_pre = time.perf_counter()
-        probability, members, *lesion = self.classifier(prepared.classifier_input)
-        result.probability = float(probability[0])
-        result.member_probabilities = {n: float(p) for n, p in zip(m.classifier.members, members[0], strict=True)}
-        if lesion:
-            result.lesion_types = lesion_types(m.classifier, lesion[0][0])
+        outputs = dict(zip(m.classifier.outputs, self.classifier(prepared.classifier_input), strict=True))
+        result.probability = float(outputs["probability"][0])
+        members = outputs["member_probabilities"][0]
+        result.member_probabilities = {n: float(p) for n, p in zip(m.classifier.members, members, strict=True)}
+        if "class_probabilities" in outputs:
+            probs = outputs["class_probabilities"][0]
+            result.class_probabilities = {n: float(p) for n, p in zip(m.classifier.classes, probs, strict=True)}
+        if "lesion_probabilities" in outputs:
+            result.lesion_types = lesion_types(m.classifier, outputs["lesion_probabilities"][0])
         t_cls = time.perf_counter()
 
         detections = None

@@ -30,8 +30,8 @@ PROJECTION_MODALITIES = {"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"}  # high
 
 def structured_report(ctx: ResultContext) -> hd.sr.ComprehensiveSR:
     """The SR of one screened image: every box with its finding type and confidence, abnormal or normal with the
-    probability, threshold and gate mode (a normal image's SR says so: no ROI groups), and with a lesion-type head
-    one image-level group per lesion type that reaches its threshold."""
+    probability, threshold and gate mode (a normal image's SR says so: no ROI groups), and with a classifier head
+    the top class (multiclass) or one image-level group per lesion type that reaches its threshold."""
     settings, source, result = ctx.settings, ctx.source, ctx.result
     uids = ctx.uids("sr")
     algorithm = hd.sr.AlgorithmIdentification(
@@ -48,7 +48,8 @@ def structured_report(ctx: ResultContext) -> hd.sr.ComprehensiveSR:
             observer_type=codes.DCM.Device, observer_identifying_attributes=device
         )
     )
-    groups: list = [_image_evaluation(ctx, algorithm, uids.instance), *_lesion_types(ctx, algorithm, uids.instance)]
+    groups: list = [_image_evaluation(ctx, algorithm, uids.instance)]
+    groups += _image_level_classes(ctx, algorithm, uids.instance)
     for index, (finding, polygon) in enumerate(zip(result.findings, ctx.box_polygons(), strict=True), start=1):
         region = hd.sr.ImageRegion(
             graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
@@ -115,28 +116,30 @@ def _image_evaluation(
     )
 
 
-def _lesion_types(
+def _image_level_classes(
     ctx: ResultContext, algorithm: hd.sr.AlgorithmIdentification, instance_uid: str
 ) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
-    """The lesion-type head's likely classes (probability at or above the class's threshold) as image-level
-    findings with their probability and threshold: what the image likely shows even where no box was found."""
-    groups = []
+    """Image-level findings from the classifier's heads: a multiclass vote's top class with its probability, and
+    each lesion type whose probability reaches its threshold (with both): what the image likely shows, box or no
+    box."""
+    rows = []  # (identifier, label, measurements)
+    if ctx.result.top_class is not None:
+        top = ctx.result.top_class
+        rows.append(("Image-level class", top["label"], [(codes.DCM.Probability, top["probability"])]))
     for row in ctx.result.lesion_types or []:
-        if not row["likely"]:
-            continue
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=_tracking(instance_uid, f"Image-level lesion type: {row['label']}"),
-                finding_type=finding_code(row["label"]),
-                algorithm_id=algorithm,
-                measurements=[
-                    hd.sr.Measurement(codes.DCM.Probability, float(row["probability"]), UNITLESS),
-                    hd.sr.Measurement(LESION_TYPE_THRESHOLD, float(row["threshold"]), UNITLESS),
-                ],
-                source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ctx.source)],
-            )
+        if row["likely"]:
+            measured = [(codes.DCM.Probability, row["probability"]), (LESION_TYPE_THRESHOLD, row["threshold"])]
+            rows.append(("Image-level lesion type", row["label"], measured))
+    return [
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=_tracking(instance_uid, f"{identifier}: {label}"),
+            finding_type=finding_code(label),
+            algorithm_id=algorithm,
+            measurements=[hd.sr.Measurement(name, float(value), UNITLESS) for name, value in measured],
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ctx.source)],
         )
-    return groups
+        for identifier, label, measured in rows
+    ]
 
 
 def _library_reference(source):

@@ -14,7 +14,13 @@ from ..imaging import ClaheParams
 from ..metrics import youden_threshold
 from ..metrics.types import multilabel_thresholds
 from .ensemble_config import EnsembleConfig
-from .predict import load_lesion_member, load_members, predict_probabilities
+from .predict import (
+    abnormal_probabilities,
+    load_lesion_member,
+    load_members,
+    predict_probabilities,
+    voting_classes,
+)
 from .record import ChosenOn, EnsembleRecord, LesionTypesRecord, MemberRecord
 from .tasks import task_targets
 from .voting import PAPER_WEIGHTS_BY_MEMBER, combine, fit_weights
@@ -25,26 +31,31 @@ __all__ = ["fit_ensemble", "member_probabilities"]
 def member_probabilities(
     config: EnsembleConfig, split: str, val_fold: int | None = None
 ) -> tuple[np.ndarray, Any, ClaheParams]:
-    """Probabilities [N, M] of every member on ``split``, the rows they belong to, and the CLAHE the members were
-    trained with (each member sees its training preprocessing)."""
+    """P(abnormal) [N, M] of every member on ``split``, the rows they belong to, and the CLAHE the members were
+    trained with (each member sees its training preprocessing). Multiclass members give 1 - P(normal)."""
+    probs, rows, clahe, classes = _member_outputs(config, split, val_fold)
+    return np.stack([abnormal_probabilities(p, classes) for p in probs], axis=1), rows, clahe
+
+
+def _member_outputs(
+    config: EnsembleConfig, split: str, val_fold: int | None = None
+) -> tuple[list[np.ndarray], Any, ClaheParams, tuple[str, ...]]:
+    """Each member's probabilities ([N] binary, [N, K] multiclass), the rows, the CLAHE and the classes voted over."""
     rows = split_rows(read_table(config.data_dir), split, val_fold)
-    models, clahe = load_members(list(config.members.values()))
-    for checkpoint, model in zip(config.members.values(), models, strict=True):
-        if model.hparams.task != "binary":
-            raise UsageError(
-                f"{checkpoint}: a {model.hparams.task} member; an ensemble votes on normal vs abnormal, so its members "
-                "are binary (score lesion types with python -m dernet evaluate-types)"
-            )
-    columns = [
+    checkpoints = list(config.members.values())
+    models, clahe = load_members(checkpoints)
+    classes = voting_classes(checkpoints, models)
+    outputs = [
         predict_probabilities(model, config.data_dir, rows, clahe, config.batch_size, desc=f"{name} on {split}")
         for name, model in zip(config.members, models, strict=True)
     ]
-    return np.stack(columns, axis=1), rows, clahe
+    return outputs, rows, clahe, classes
 
 
 def fit_ensemble(config: EnsembleConfig) -> EnsembleRecord:
     """Choose weights and thresholds on ``config.fit_split`` (never test) and write ``config.output``."""
-    probs, rows, clahe = member_probabilities(config, config.fit_split, config.val_fold)
+    outputs, rows, clahe, classes = _member_outputs(config, config.fit_split, config.val_fold)
+    probs = np.stack([abnormal_probabilities(p, classes) for p in outputs], axis=1)
     labels = rows.abnormal.to_numpy().astype(int)
     if len(np.unique(labels)) < 2:
         raise UsageError(f"the {config.fit_split} split needs normal and abnormal images to choose a threshold")
@@ -83,6 +94,7 @@ def fit_ensemble(config: EnsembleConfig) -> EnsembleRecord:
         clahe_tile_grid=clahe.tile_grid,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         lesion_types=_lesion_types(config, rows, clahe) if config.lesion_types else None,
+        classes=classes,
     )
     result.save(config.output)
     return result

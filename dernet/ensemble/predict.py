@@ -16,7 +16,18 @@ from ..imaging import ClaheParams
 from .data import RadiographDataset
 from .member import MemberClassifier
 
-__all__ = ["load_lesion_member", "load_member", "load_members", "predict_probabilities"]
+__all__ = [
+    "NORMAL_CLASS",
+    "abnormal_probabilities",
+    "load_lesion_member",
+    "load_member",
+    "load_members",
+    "normal_index",
+    "predict_probabilities",
+    "voting_classes",
+]
+
+NORMAL_CLASS = "normal"  # a multiclass ensemble's abnormality score is 1 - P(this class), matched case-blind
 
 
 def load_member(checkpoint: str | Path) -> MemberClassifier:
@@ -52,6 +63,51 @@ def load_lesion_member(checkpoint: str | Path, clahe: ClaheParams) -> MemberClas
             f"{checkpoint} was trained with CLAHE {trained}, the members with {clahe}; train it on the same data"
         )
     return model
+
+
+def normal_index(classes: list[str] | tuple[str, ...], source: str | Path) -> int:
+    """Where the 'normal' class sits among a multiclass member's ``classes``; one line naming ``source`` without it."""
+    found = [i for i, name in enumerate(classes) if name.lower() == NORMAL_CLASS]
+    if not found:
+        raise UsageError(
+            f"{source}: a multiclass ensemble scores abnormality as 1 - P(normal), but its classes {list(classes)} "
+            "have no 'normal'; add a normal/ folder to the dataset, or evaluate the member alone (evaluate-types)"
+        )
+    return found[0]
+
+
+def voting_classes(checkpoints: list[str | Path], models: list[MemberClassifier]) -> tuple[str, ...]:
+    """What the members vote over: () when all are binary (normal vs abnormal), the classes when all are multiclass
+    with the same classes, one of them 'normal'. Anything else is one line naming the checkpoint."""
+    first = models[0].hparams
+    for checkpoint, model in zip(checkpoints, models, strict=True):
+        task = model.hparams.task
+        if task == "multilabel":
+            raise UsageError(
+                f"{checkpoint}: a multilabel member; an ensemble votes on normal vs abnormal, so carry it as "
+                "ensemble.yaml's lesion_types (or score it alone: python -m dernet evaluate-types)"
+            )
+        if task != first.task:
+            raise UsageError(
+                f"{checkpoint}: a {task} member beside {first.task} ones; an ensemble's members share one task"
+            )
+        if task == "multiclass" and list(model.hparams.classes) != list(first.classes):
+            raise UsageError(
+                f"{checkpoint}: classes {list(model.hparams.classes)}, but {checkpoints[0]} has "
+                f"{list(first.classes)}; train the members on the same folder-per-class data"
+            )
+    if first.task == "binary":
+        return ()
+    normal_index(first.classes, checkpoints[0])
+    return tuple(first.classes)
+
+
+def abnormal_probabilities(probabilities: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """P(abnormal) [N] from a member's probabilities: as they are (binary, ``classes`` empty), or 1 - P(normal)
+    (multiclass softmax [N, K])."""
+    if not classes:
+        return probabilities
+    return 1.0 - probabilities[:, normal_index(classes, "the members")]
 
 
 @torch.inference_mode()

@@ -68,6 +68,9 @@ class EnsembleRecord:
     created: str = ""
     notes: dict[str, Any] = field(default_factory=dict)  # free-form (e.g. the bench's "random weights")
     lesion_types: LesionTypesRecord | None = None  # a lesion-type head (ensemble.yaml's lesion_types)
+    # multiclass members (a folder-per-class dataset): the classes they vote over; abnormal = 1 - P(normal).
+    # Empty for binary members.
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.members):

@@ -1,9 +1,11 @@
 """The DERNet ensemble as one ONNX graph: three members and the weighted vote, dynamic batch, verified.
 
 Input ``image`` [B, 1, S, S] in [0, 1] (the classifier canvas / 255); outputs ``probability`` [B] (the ensemble)
-and ``member_probabilities`` [B, M], and with a lesion-type member (ensemble.yaml ``lesion_types``)
-``lesion_probabilities`` [B, 7]. Members whose training input size differs from S resize inside the graph
-(bilinear): bit-identical to training only for members trained at S, which the default configs all are.
+and ``member_probabilities`` [B, M]; with multiclass members (a folder-per-class dataset) ``class_probabilities``
+[B, K], the weighted mean of their softmax, while ``probability`` votes on each member's 1 - P(normal); with a
+lesion-type member (ensemble.yaml ``lesion_types``) ``lesion_probabilities`` [B, 7]. Members whose training input
+size differs from S resize inside the graph (bilinear): bit-identical to training only for members trained at S,
+which the default configs all are.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..datasets.cached import sample_inputs
 from ..datasets.preprocessing import PreprocessingMismatchError, read_data_preprocessing
 from ..datasets.tables import read_summary
 from ..deploy.manifest import ClassifierSpec, Preprocessing, install_model_file, update_manifest
-from ..ensemble.predict import load_lesion_member, load_members
+from ..ensemble.predict import load_lesion_member, load_members, normal_index
 from ..ensemble.record import load_ensemble
 from ..imaging import classifier_array
 from ..records import record_dict
@@ -30,13 +32,14 @@ from .verify import ExportVerificationError, check_onnx, ort_session
 __all__ = ["EnsembleGraph", "export_classifier"]
 
 OPSET = 17
-OUTPUTS = ("probability", "member_probabilities")  # and lesion_probabilities [B, classes] with a lesion-type head
+OUTPUTS = ("probability", "member_probabilities")  # then class_probabilities, lesion_probabilities when present
 TOLERANCE = 1e-4  # probabilities, ONNX Runtime vs PyTorch
 
 
 class EnsembleGraph(nn.Module):
-    """Members + weighted soft voting in one module, so the exported graph is the whole classifier; with a
-    ``lesion`` member (multi-label) it also outputs that member's per-class probabilities."""
+    """Members + weighted soft voting in one module, so the exported graph is the whole classifier. Multiclass
+    members (``normal_index`` set: where 'normal' is among their K logits) vote with logit(1 - P(normal)) and
+    add the weighted mean of their softmax; a ``lesion`` member (multi-label) adds its per-class probabilities."""
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class EnsembleGraph(nn.Module):
         combine: str,
         lesion: nn.Module | None = None,
         lesion_size: int | None = None,
+        normal_index: int | None = None,
     ) -> None:
         super().__init__()
         if combine not in ("probability", "logit"):
@@ -56,6 +60,7 @@ class EnsembleGraph(nn.Module):
         self.input_size = max([*sizes, lesion_size or 0])
         w = torch.tensor(weights, dtype=torch.float32)
         self.register_buffer("weights", w / w.sum())
+        self.normal_index = normal_index
 
     def _at(self, images: torch.Tensor, size: int) -> torch.Tensor:
         if size == self.input_size:
@@ -64,15 +69,27 @@ class EnsembleGraph(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         logits = [member(self._at(images, size)) for member, size in zip(self.members, self.sizes, strict=True)]
-        member_logits = torch.stack(logits, dim=1)
+        if self.normal_index is None:
+            member_logits = torch.stack(logits, dim=1)
+        else:
+            member_logits = torch.stack([self._abnormal_logit(x) for x in logits], dim=1)
         member_probs = torch.sigmoid(member_logits)
         if self.combine == "probability":
             outputs = (member_probs @ self.weights, member_probs)
         else:
             outputs = (torch.sigmoid(member_logits @ self.weights), member_probs)
+        if self.normal_index is not None:
+            softmax = torch.stack([torch.softmax(x, dim=1) for x in logits], dim=2)  # [B, K, M]
+            outputs = (*outputs, softmax @ self.weights)
         if self.lesion is None:
             return outputs
         return (*outputs, torch.sigmoid(self.lesion(self._at(images, self.lesion_size))))
+
+    def _abnormal_logit(self, logits: torch.Tensor) -> torch.Tensor:
+        """logit(1 - P(normal)) of softmax(logits) [B, K], computed stably: logsumexp(the others) - the normal one."""
+        k = self.normal_index
+        others = torch.cat([logits[:, :k], logits[:, k + 1 :]], dim=1)
+        return torch.logsumexp(others, dim=1) - logits[:, k]
 
 
 def export_classifier(
@@ -99,8 +116,11 @@ def export_classifier(
     sizes = [int(m.hparams.image_size) for m in members]
     lesion = load_lesion_member(saved.lesion_types.checkpoint, clahe) if saved.lesion_types else None
     lesion_size = int(lesion.hparams.image_size) if lesion is not None else None
-    graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine, lesion, lesion_size).eval()
-    outputs = OUTPUTS + (("lesion_probabilities",) if lesion is not None else ())
+    normal = normal_index(saved.classes, ensemble_json) if saved.classes else None
+    graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine, lesion, lesion_size, normal).eval()
+    outputs = OUTPUTS + (("class_probabilities",) if saved.classes else ()) + (
+        ("lesion_probabilities",) if lesion is not None else ()
+    )
     data = read_data_preprocessing(data_dir)
     summary = read_summary(data_dir)
     inputs = np.concatenate(
@@ -139,6 +159,7 @@ def export_classifier(
         chosen_on=record_dict(saved.chosen_on),
         outputs=outputs,
         verified_max_abs_diff=worst,
+        classes=saved.classes,
         lesion_classes=saved.lesion_types.classes if saved.lesion_types else (),
         lesion_thresholds=saved.lesion_types.thresholds if saved.lesion_types else (),
     )
