@@ -168,10 +168,28 @@ def test_mixed_member_tasks_and_cv_on_a_folder_dataset_are_one_line_errors(
     err = capsys.readouterr().err
     assert f"{checkpoint}: a multiclass member beside binary ones; an ensemble's members share one task" in err
     assert "Traceback" not in err
-    args = ["fit", "--config", str(ROOT / "configs/demo/ensemble/resnet50.yaml"), *quick(imagefolder["prepared"],
-            tmp_path), "--model.task", "multiclass", "--data.val_fold", "0"]  # fmt: skip
+    unfolded = tmp_path / "unfolded"  # a folder dataset prepared before it had folds
+    shutil.copytree(imagefolder["prepared"], unfolded)
+    table = pd.read_csv(unfolded / "classification.csv")
+    table.assign(fold=-1).to_csv(unfolded / "classification.csv", index=False)
+    args = ["fit", "--config", str(ROOT / "configs/demo/ensemble/resnet50.yaml"), *quick(unfolded, tmp_path),
+            "--model.task", "multiclass", "--data.val_fold", "0"]  # fmt: skip
     assert dernet_main(args) == 2
-    assert "has no cross-validation folds" in capsys.readouterr().err
+    assert "has no cross-validation folds (prepared before" in capsys.readouterr().err
+
+
+def test_cross_validation_on_a_folder_dataset(imagefolder: dict[str, Path], tmp_path: Path) -> None:
+    """Class-stratified folds over train + val (test never in one), and `cv` trains a fold each through the CLI."""
+    table = pd.read_csv(imagefolder["prepared"] / "classification.csv")
+    development = table[table.split != "test"]
+    assert set(table.fold[table.split == "test"]) == {-1} and set(development.fold) == set(range(5))
+    per_fold = development.groupby(["label", "fold"]).size().unstack(fill_value=0)
+    assert (per_fold.max(axis=1) - per_fold.min(axis=1) <= 1).all()  # each class spread evenly over the folds
+    args = ["cv", "--folds", "2", "--config", str(ROOT / "configs/demo/ensemble/resnet50.yaml"),
+            *quick(imagefolder["prepared"], tmp_path, steps=2), "--model.task", "multiclass"]  # fmt: skip
+    assert dernet_main(args) == 0
+    summary = json.loads((tmp_path / "resnet50" / "cv" / "summary.json").read_text())
+    assert summary["folds"] == 2 and len(summary["val_auroc"]) == 2
 
 
 # --- metrics against scikit-learn -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ..imaging import ClaheParams
 from .cache import ImageJob
 from .phantom import render_phantom, sample_spec
 from .prepare import PrepareConfig, PrepareResult, cache_images, reset_if_parameters_changed, save_preprocessing
+from .splits import assign_folds
 from .vindr import CLASS_NAMES
 
 __all__ = [
@@ -110,7 +111,8 @@ def prepare_imagefolder(
     clahe: ClaheParams | None = None,
     classes: list[str] | None = None,
 ) -> PrepareResult:
-    """Prepare a folder-per-class dataset into ``out_dir``: cache, ``classification.csv`` (``label``), summary."""
+    """Prepare a folder-per-class dataset into ``out_dir``: cache, ``classification.csv`` (``label``, and
+    ``config.folds`` class-stratified folds over train + val for cross-validation), summary."""
     source, out_dir = Path(source), Path(out_dir).resolve()
     rows, classes = read_imagefolder(source, classes)
     rows["split"] = split_imagefolder(rows, source, config.seed)
@@ -120,12 +122,17 @@ def prepare_imagefolder(
         ImageJob(r.image_id, source / r.source, r.split, (), out_dir, config.long_side, config.min_box_px)
         for r in rows.itertuples()
     ]
+    development = (rows.split != "test").to_numpy()  # train + val: what cross-validation re-draws (never test)
+    folds = np.full(len(rows), -1)
+    folds[development] = assign_folds(
+        list(rows.image_id[development]), list(rows.label[development]), config.folds, config.seed
+    )
     table = pd.DataFrame(
         {
             "image_id": rows.image_id,
             "study_id": rows.image_id,  # no studies in this layout: each image is its own
             "split": rows.split,
-            "fold": -1,
+            "fold": folds,  # stratified by class over train + val, for `python -m dernet cv`
             "abnormal": [int(label.lower() != "normal") for label in rows.label],
             "lesion_types": "",
             "label": rows.label,

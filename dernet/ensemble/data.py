@@ -96,8 +96,8 @@ class RadiographDataModule(pl.LightningDataModule):
         self.table = read_table(data_dir)
         if val_fold is not None and not (self.table.fold >= 0).any():
             raise UsageError(
-                f"{data_dir}: has no cross-validation folds (a folder-per-class dataset is split train/val/test only); "
-                "train without val_fold (and without cv)"
+                f"{data_dir}: has no cross-validation folds (prepared before folder-per-class datasets had them); "
+                "prepare it again (python -m dernet.datasets prepare --layout imagefolder), or train without val_fold"
             )
         self.train_rows = split_rows(self.table, "train", val_fold)
         self.val_rows = split_rows(self.table, "val", val_fold)
