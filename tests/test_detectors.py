@@ -204,6 +204,22 @@ def test_pretrained_path_loads_a_saved_detector(tmp_path: Path) -> None:
     loaded = build_detector("faster_rcnn", "resnet18", 64, pretrained_path=str(tmp_path / "weights.pt"))
     for name, tensor in source.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
+    from dernet.config import ConfigError
+    from dernet.ensemble.backbones import PretrainedWeightsWarning
+
+    head = {k: v for k, v in source.state_dict().items() if not k.startswith("roi_heads.box_predictor")}
+    head["roi_heads.box_predictor.cls_score.weight"] = torch.zeros(91, 1024)  # another class count (COCO's 91)
+    torch.save(head, tmp_path / "other_classes.pt")
+    with pytest.warns(PretrainedWeightsWarning, match=r"other_classes.pt: 4 head tensors do not fit"):
+        other = build_detector("faster_rcnn", "resnet18", 64, pretrained_path=str(tmp_path / "other_classes.pt"))
+    assert torch.equal(other.backbone.body.conv1.weight, source.backbone.body.conv1.weight)
+    torch.save({k: v for k, v in head.items() if k.startswith("backbone.")}, tmp_path / "backbone_only.pt")
+    with pytest.warns(PretrainedWeightsWarning, match=r"backbone_only.pt: 14 head tensors do not fit"):
+        build_detector("faster_rcnn", "resnet18", 64, pretrained_path=str(tmp_path / "backbone_only.pt"))
+    retina = build_detector("retinanet", "resnet18", 64)
+    torch.save(retina.state_dict(), tmp_path / "retinanet.pt")
+    with pytest.raises(ConfigError, match=r"retinanet.pt: these weights do not fit this detector's backbone"):
+        build_detector("faster_rcnn", "resnet34", 64, pretrained_path=str(tmp_path / "retinanet.pt"))
 
 
 def test_bad_recipes_name_the_key() -> None:
@@ -280,10 +296,21 @@ def test_comparison_table_fuses_with_weights_chosen_on_val_only(
         return choose(val_per_model)
 
     monkeypatch.setattr(compare, "choose_fusion", spy)
+    from dernet.detectors.module import LesionDetector
+
+    loads: list[str] = []
+    load = LesionDetector.load_from_checkpoint
+
+    def counted(path, *args, **kwargs):
+        loads.append(str(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(LesionDetector, "load_from_checkpoint", counted)
     checkpoints = list(trained_detectors.values())
     args = ["--detectors", *map(str, checkpoints), "--data", str(prepared_dir), "--split", "test",
             "--out", str(tmp_path), "--no-latency"]  # fmt: skip
     assert compare.main([*args, "--models", str(exported_models)]) == 0
+    assert sorted(loads) == sorted(map(str, checkpoints))  # each read once: both splits and the export reuse it
     table = read_table(prepared_dir)
     assert splits_seen == [set(split_rows(table, "val").image_id)]  # chosen on val, never on test
     result = json.loads((tmp_path / "comparison_test.json").read_text())

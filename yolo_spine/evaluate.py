@@ -25,7 +25,7 @@ from dernet.errors import MissingFileError, require_extra
 from dernet.fileio import write_json_atomic, write_text_atomic
 from dernet.imaging import ClaheParams, model_input
 
-from .glue import yolo_model
+from .glue import trained_imgsz, yolo_model
 from .options import SpineOptions, add_weights
 
 __all__ = ["evaluate_detector", "format_table", "main", "predict_samples"]
@@ -51,7 +51,7 @@ def evaluate_detector(
     run_dir = Path(weights).resolve().parent.parent
     options = SpineOptions.for_run(run_dir, data_dir)
     model = yolo_model(weights)
-    imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
+    imgsz = trained_imgsz(model, imgsz)
     samples = predict_samples(model, Path(data_dir), split, imgsz, conf, iou, options.clahe)
     result = average_precision_50(samples, CLASS_NAMES)
     result.update(split=split, images=len(samples), imgsz=imgsz, conf=conf, weights=str(weights))

@@ -30,7 +30,7 @@ from dernet.export.verify import (
 )
 from dernet.imaging import detector_array
 
-from .glue import quiet_ultralytics, yolo_model
+from .glue import quiet_ultralytics, trained_imgsz, yolo_model
 from .options import OPTIONS_FILE, SpineOptions, add_weights
 
 __all__ = ["export_detector", "main"]
@@ -60,7 +60,7 @@ def export_detector(
     options_file = weights.resolve().parent.parent / OPTIONS_FILE
     options = SpineOptions.load(options_file)
     model = yolo_model(weights)
-    imgsz = int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
+    imgsz = trained_imgsz(model, imgsz)
     names = [model.names[i] for i in range(len(model.names))]
     if tuple(names) != CLASS_NAMES:
         raise UsageError(f"{weights}: class names {names} are not the VinDr-SpineXR classes {list(CLASS_NAMES)}")

@@ -72,6 +72,11 @@ def yolo_model(weights: str | os.PathLike) -> Any:
     return YOLO(str(weights), task="detect")
 
 
+def trained_imgsz(model: Any, imgsz: int | None = None) -> int:
+    """``imgsz`` when given, else the input size the YOLO weights were trained at (640 if they do not say)."""
+    return int(imgsz or model.ckpt.get("train_args", {}).get("imgsz", 640))
+
+
 def add_callbacks(model: Any, callbacks: Callbacks | None) -> None:
     """Register trainer callbacks through Ultralytics' public ``Model.add_callback`` (they reach the trainer it
     builds)."""

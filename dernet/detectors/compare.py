@@ -88,7 +88,9 @@ def compare_detectors(
     if classifier_export is not None:
         load_manifest(classifier_export)  # before minutes of predictions: one line naming an incomplete export
     models = _models(yolo, checkpoints)
-    samples = {name: {s: predict(s) for s in ("val", split)} for name, predict in _predictors(models, data_dir)}
+    loaded = {name: _load(name, path) for name, path in models.items()}  # each model read once, for both splits
+    samples = {name: {s: _predict(name, loaded[name], models[name], data_dir, s) for s in ("val", split)}
+               for name in models}  # fmt: skip
     rows = {name: average_precision_50(by_split[split], CLASS_NAMES) for name, by_split in samples.items()}
     fusion = None
     if len(samples) > 1:
@@ -98,7 +100,8 @@ def compare_detectors(
     best = max(models, key=lambda name: rows[name]["map50"])  # the best single detector (ties: the first)
     with tempfile.TemporaryDirectory() as tmp:
         wanted = models if latency else ({best: models[best]} if classifier_export else {})
-        exports = _exports(wanted, data_dir, Path(tmp), {best: classifier_export} if classifier_export else {})
+        beside = {best: classifier_export} if classifier_export else {}
+        exports = _exports(wanted, loaded, data_dir, Path(tmp), beside)
         ms = {name: _latency(folder, spec, data_dir) for name, (folder, spec) in exports.items()} if latency else {}
         gate_modes = _gate_modes(best, exports[best][0], data_dir, split, classifier_export) if classifier_export \
             else None
@@ -154,7 +157,8 @@ def _models(yolo: Path | None, checkpoints: list[Path]) -> dict[str, Path]:
     if yolo is not None:
         models["YOLO11"] = yolo
     for path in checkpoints:
-        arch = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["arch"]
+        # mmap: only the hyperparameters are read here, not the weights (the model is loaded once, later)
+        arch = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["hyper_parameters"]["arch"]
         name = {"faster_rcnn": "Faster R-CNN", "faster_rcnn_v2": "Faster R-CNN v2", "retinanet": "RetinaNet",
                 "retinanet_v2": "RetinaNet v2"}[arch]  # fmt: skip
         models[name if name not in models else f"{name} ({path.parent.parent.name})"] = path
@@ -163,31 +167,36 @@ def _models(yolo: Path | None, checkpoints: list[Path]) -> dict[str, Path]:
     return models
 
 
-def _predictors(models: dict[str, Path], data_dir: Path):
-    """(name, split -> samples) for each model, the model loaded once."""
-    for name, path in models.items():
-        if name == "YOLO11":
-            from yolo_spine.evaluate import predict_samples
-            from yolo_spine.glue import yolo_model
-            from yolo_spine.options import SpineOptions
+def _load(name: str, path: Path):
+    """The model behind a row: an Ultralytics YOLO, or a torchvision LesionDetector in eval mode."""
+    if name == "YOLO11":
+        from yolo_spine.glue import yolo_model
 
-            model = yolo_model(path)
-            clahe = SpineOptions.for_run(path.resolve().parent.parent, data_dir).clahe
-            imgsz = int(model.ckpt.get("train_args", {}).get("imgsz", 640))
-            yield name, lambda s, m=model, c=clahe, i=imgsz: predict_samples(m, data_dir, s, i, 0.001, 0.7, c)
-        else:
-            from .evaluate import load_detector, predict_split
+        return yolo_model(path)
+    from .evaluate import load_detector
 
-            module = load_detector(path)
-            clahe = module.clahe_for(data_dir)
-            yield name, lambda s, m=module, c=clahe: predict_split(m, data_dir, s, c, progress=False)
+    return load_detector(path)
+
+
+def _predict(name: str, model, path: Path, data_dir: Path, split: str) -> list[DetectionSample]:
+    """Every image of ``split`` predicted at confidence 0.001, with the CLAHE and input size the model trained with."""
+    if name == "YOLO11":
+        from yolo_spine.evaluate import predict_samples
+        from yolo_spine.glue import trained_imgsz
+        from yolo_spine.options import SpineOptions
+
+        clahe = SpineOptions.for_run(path.resolve().parent.parent, data_dir).clahe
+        return predict_samples(model, data_dir, split, trained_imgsz(model), 0.001, 0.7, clahe)
+    from .evaluate import predict_split
+
+    return predict_split(model, data_dir, split, model.clahe_for(data_dir), progress=False)
 
 
 def _exports(
-    models: dict[str, Path], data_dir: Path, tmp: Path, beside: dict[str, Path]
+    models: dict[str, Path], loaded: dict, data_dir: Path, tmp: Path, beside: dict[str, Path]
 ) -> dict[str, tuple[Path, DetectorSpec]]:
     """Each model's verified ONNX export in a folder under ``tmp``: a copy of ``beside[name]`` (an export with its
-    classifier) where given, the detector alone otherwise."""
+    classifier) where given, the detector alone otherwise. The torchvision ones reuse their ``loaded`` module."""
     from .export import export_torchvision_detector
 
     exports = {}
@@ -198,9 +207,9 @@ def _exports(
         if name == "YOLO11":
             from yolo_spine.export import export_detector
 
-            spec = export_detector(path, data_dir, folder)
+            spec = export_detector(path, data_dir, folder)  # Ultralytics exports from a private copy of the file
         else:
-            spec = export_torchvision_detector(path, data_dir, folder)
+            spec = export_torchvision_detector(path, data_dir, folder, module=loaded[name])
         exports[name] = (folder, spec)
     return exports
 

@@ -26,6 +26,7 @@ from ..deploy.manifest import DetectorSpec, Preprocessing, add_detector, install
 from ..export.verify import ExportVerificationError, check_onnx, match_detections, ort_session
 from ..imaging import detector_array
 from .evaluate import load_detector
+from .module import LesionDetector
 
 __all__ = ["export_torchvision_detector", "main"]
 
@@ -56,10 +57,12 @@ def export_torchvision_detector(
     conf: float = 0.25,
     samples: int = 4,
     add: bool = False,
+    module: LesionDetector | None = None,
 ) -> DetectorSpec:
     """Export ``checkpoint`` to ``out_dir/<arch>.onnx`` (verified) and write the manifest's detector section, or with
-    ``add`` list it beside the export's detector, for box fusion (python -m dernet.detectors.fuse then chooses it)."""
-    module = load_detector(checkpoint)
+    ``add`` list it beside the export's detector, for box fusion (python -m dernet.detectors.fuse then chooses it).
+    ``module`` is the checkpoint already loaded, when the caller has it."""
+    module = load_detector(checkpoint) if module is None else module
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     arch, imgsz = module.hparams.arch, int(module.hparams.imgsz)
     clahe = module.clahe_for(data_dir)

@@ -245,13 +245,27 @@ def _replace_class_head(model: nn.Module) -> nn.Module:
 
 
 def _load_state(model: nn.Module, path: str) -> None:
-    """A state dict (or a Lightning checkpoint holding one under ``model.``) of the same architecture."""
+    """A state dict (or a Lightning checkpoint holding one under ``model.``) for this detector: every backbone tensor
+    must be there with its shape (the point of pretrained weights); head tensors of another shape (weights trained
+    for other classes, COCO's 91, say) are left as initialized, with one warning naming how many."""
     if not Path(path).is_file():
         raise MissingFileError(f"{path}: pretrained_path does not exist; fix the path or set it to null")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    state = {k.removeprefix("model."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if len(missing) > len(state) // 2:
-        raise ConfigError(f"{path}: these weights do not fit this detector ({len(missing)} tensors missing)")
-
+    state = {k.removeprefix("model."): v for k, v in state.get("state_dict", state).items()}
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    backbone = [k for k in own if k.startswith("backbone.")]
+    absent = [k for k in backbone if k not in fitting]
+    if absent:
+        raise ConfigError(
+            f"{path}: these weights do not fit this detector's backbone ({len(absent)} of {len(backbone)} tensors "
+            f"missing or of another shape, e.g. {absent[0]}); give weights of the same arch and backbone"
+        )
+    model.load_state_dict(fitting, strict=False)
+    left = [k for k in own if k not in fitting]
+    if left:
+        warnings.warn(
+            f"{path}: {len(left)} head tensors do not fit (e.g. {left[0]}) and start from their initialization",
+            PretrainedWeightsWarning,
+            stacklevel=3,
+        )
