@@ -19,6 +19,9 @@ DEMO_IMAGES ?= 300
 CONFIG_DIR ?= configs/ensemble
 SPLIT ?= test
 FOLDS ?= 5
+MEMBER ?= $(CONFIG_DIR)/resnet50.yaml
+SPACE ?= configs/tune/space.yaml
+TRIALS ?= 30
 YOLO_CONFIG := $(or $(CONFIG),configs/yolo_spine.yaml)
 YOLO_WEIGHTS ?= runs/yolo_spine/train/weights/best.pt
 DETECTOR_CONFIG := $(or $(CONFIG),configs/detectors/faster_rcnn_r50_fpn.yaml)
@@ -27,7 +30,7 @@ ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
 EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
-.PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble \
+.PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble tune \
 	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors demo-detectors export-onnx evaluate gate explain serve node batch bench clean
 
 help: ## list the targets
@@ -69,6 +72,9 @@ fit-ensemble: install ## re-choose voting weights and threshold on validation ($
 cv-ensemble: install ## K-fold cross-validation of each member: make cv-ensemble FOLDS=5 [CONFIG_DIR=...]
 	@for member in densenet121 tf_efficientnetv2_s resnet50; do \
 		$(PY) -m dernet cv --folds $(FOLDS) --config $(CONFIG_DIR)/$$member.yaml || exit $$?; done
+
+tune: install ## Optuna search of one member: make tune MEMBER=configs/ensemble/resnet50.yaml [SPACE=... TRIALS=30 ARGS=...]
+	$(PY) -m dernet tune --config $(MEMBER) --space $(SPACE) --trials $(TRIALS) $(ARGS)
 
 evaluate-ensemble: install ## members + ensemble metrics with 95% CIs and ROC on SPLIT (default test)
 	$(PY) -m dernet evaluate-ensemble --config $(CONFIG_DIR)/ensemble.yaml --split $(SPLIT)

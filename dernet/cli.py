@@ -40,6 +40,8 @@ SUBCOMMANDS = (
                "dernet.ensemble.cli", "python -m dernet fit", ("fit",)),
     Subcommand("cv", "K-fold cross-validation of one member over the prepared folds", "dernet.ensemble.cli",
                "python -m dernet cv", ("cv",)),
+    Subcommand("tune", "Optuna search of one member's hyperparameters (validation AUROC; resumable; best YAML)",
+               "dernet.ensemble.cli", "python -m dernet tune", ("tune",)),
     Subcommand("train-ensemble", "train every member, then fit voting weights and the threshold on validation",
                "dernet.ensemble.cli", "python -m dernet train-ensemble", ("train-ensemble",)),
     Subcommand("fit-ensemble", "choose voting weights and the threshold on validation -> ensemble.json",

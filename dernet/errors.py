@@ -56,6 +56,8 @@ EXTRA_OF_MODULE = {
     "numba": "fusion",
     "ray": "scale",
     "pyarrow": "scale",
+    "optuna": "tune",
+    "sqlalchemy": "tune",
 }
 
 

@@ -18,7 +18,8 @@ from dernet.imaging import letterbox
 
 from .test_export_gate import _phantom_files
 
-BACKBONES = {"densenet121": "features.norm5", "tf_efficientnetv2_s": "bn2", "resnet50": "layer4"}
+BACKBONES = {"densenet121": "features.norm5", "tf_efficientnetv2_s": "bn2", "resnet50": "layer4",
+             "convnext_tiny": "stages.3"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

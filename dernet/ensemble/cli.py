@@ -6,6 +6,7 @@ python -m dernet train-ensemble --config-dir configs/ensemble
 python -m dernet fit-ensemble --config configs/ensemble/ensemble.yaml
 python -m dernet evaluate-ensemble --config configs/ensemble/ensemble.yaml --split test
 python -m dernet evaluate-types --checkpoint runs/lesion_types/.../best.ckpt --data-dir data/prepared --split test
+python -m dernet tune --config configs/ensemble/resnet50.yaml --space configs/tune/space.yaml --trials 30
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from pytorch_lightning.cli import LightningCLI
 
 from ..cliutil import add_split, run_command
-from ..errors import MissingFileError
+from ..errors import MissingFileError, UsageError
 from ..fileio import write_json_atomic
 from .data import RadiographDataModule
 from .ensemble_config import load_ensemble_config
@@ -32,7 +33,7 @@ from .member import MemberClassifier
 __all__ = ["DERNetCLI", "main"]
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-PASS_ON = {*LIGHTNING_COMMANDS, "cv", "train-ensemble"}  # commands whose extra flags go to LightningCLI
+PASS_ON = {*LIGHTNING_COMMANDS, "cv", "train-ensemble", "tune"}  # commands whose extra flags go to LightningCLI
 
 
 class DERNetCLI(LightningCLI):
@@ -46,13 +47,16 @@ class DERNetCLI(LightningCLI):
         parser.link_arguments("data.pos_weight", "model.pos_weight", apply_on="instantiate")
 
 
-def run_lightning(args: list[str]) -> DERNetCLI:
-    """LightningCLI on ``args``: the command line as this module's parser (or spine-cad) passed it on."""
+def run_lightning(args: list[str], callbacks: list | None = None) -> DERNetCLI:
+    """LightningCLI on ``args``: the command line as this module's parser (or spine-cad) passed it on;
+    ``callbacks`` join the config's own (tune's pruning callback)."""
+    defaults = {"callbacks": callbacks} if callbacks else None
     with warnings.catch_warnings():
         # LightningCLI warns when args are given while sys.argv has some: on purpose here (the subcommand's name
         # in sys.argv may be spine-cad's).
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter", category=UserWarning)
-        return DERNetCLI(MemberClassifier, RadiographDataModule, save_config_kwargs={"overwrite": True}, args=args)
+        return DERNetCLI(MemberClassifier, RadiographDataModule, save_config_kwargs={"overwrite": True}, args=args,
+                         trainer_defaults=defaults)  # fmt: skip
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m dernet") -> int:
@@ -106,7 +110,40 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     types.add_argument("--out", type=Path, help="output folder (default: evaluation/ beside the run's checkpoints/)")
     types.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (multilabel; default 1000)")
     types.set_defaults(run=_evaluate_types)
+
+    tune = commands.add_parser("tune", help="Optuna search of one member's hyperparameters on validation AUROC")
+    tune.add_argument("--config", type=Path, required=True, help="the member's YAML")
+    tune.add_argument("--space", type=Path, default=Path("configs/tune/space.yaml"), help="the search space YAML")
+    tune.add_argument("--trials", type=int, required=True, help="finished trials the study should hold (resumes)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tune.add_argument("--storage", help="Optuna storage URL (default: sqlite:///runs/tune/<study>.db); one shared "
+                      "PostgreSQL/MySQL URL lets several processes or machines search together")  # fmt: skip
+    tune.add_argument("--out", type=Path, default=Path("runs/tune"), help="where studies write (default: runs/tune)")
+    tune.set_defaults(run=_tune)
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from ..errors import require_extra
+    from .tune_space import load_tune_space
+
+    require_extra("tune")
+    if args.trials < 1:
+        raise UsageError(f"--trials {args.trials}: give at least 1")
+    if not args.config.is_file():
+        raise MissingFileError(f"{args.config}: no such member YAML (e.g. configs/ensemble/resnet50.yaml)")
+    space = load_tune_space(args.space, args.config)
+    from .tune import tune
+
+    result = tune(args.config, space, args.trials, args.timeout, args.storage, args.out, args.overrides)
+    best = result.summary["best"]
+    if best is None:
+        print(f"study {result.study}: no trial completed yet; {result.out_dir}/summary.md")
+        return 1
+    print(f"study {result.study}: best trial {best['trial']}, validation AUROC {best['val_auroc']:.4f}; "
+          f"{result.best_yaml} (train it with python -m dernet fit --config {result.best_yaml}); "
+          f"{result.out_dir}/summary.md, history.png")  # fmt: skip
+    return 0
 
 
 def _evaluate_types(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCA
 
 # Backbone family (a substring of the timm name) -> the module, inside timm's model, that ends the feature extractor.
 # timm's own feature_info is the fallback; it stops one block early for EfficientNets (before conv_head/bn2).
-TARGET_LAYERS = {"densenet": "features.norm5", "efficientnet": "bn2", "resnet": "layer4"}
+TARGET_LAYERS = {"densenet": "features.norm5", "efficientnet": "bn2", "resnet": "layer4",
+                 "convnext": "stages.3"}  # ConvNeXt: its norm comes after pooling, in the head  # fmt: skip
 
 
 def target_layer(net: nn.Module, backbone: str) -> nn.Module:
