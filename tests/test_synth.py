@@ -89,3 +89,16 @@ def test_every_class_draws_a_local_change_enclosed_by_its_box() -> None:
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x1, y1, x2, y2)
         # visible but not saturated: the lesion changes the image by at least a few percent, never to white
         assert np.abs(with_lesion - without).max() > 0.05 and with_lesion.max() < 1.0
+
+
+def test_studies_of_two_views_show_an_abnormal_studys_lesions_in_one_view_or_both() -> None:
+    plan = phantom_plan(200, seed=5, long_side=128, views=2)
+    studies: dict[str, list] = {}
+    for item in plan:
+        studies.setdefault(item.study_id, []).append(sorted({lesion.class_id for lesion in item.spec.lesions}))
+    assert {len(v) for v in studies.values()} == {2}
+    normal = [v for v in studies.values() if not any(v)]
+    both = [v for v in studies.values() if all(v)]
+    one = [v for v in studies.values() if any(v) and not all(v)]
+    assert len(normal) + len(both) + len(one) == 100 and min(len(normal), len(both), len(one)) >= 15
+    assert all(v[0] == v[1] for v in both)  # the same lesion types in both views

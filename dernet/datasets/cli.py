@@ -50,6 +50,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="encode every image like the real release (JPEG 2000 Lossless, 12-bit, MONOCHROME2)",
     )
+    synth.add_argument(
+        "--views",
+        type=int,
+        help="release layout: exactly this many images per study (default: one or two); an abnormal study's "
+        "lesions show in one view or in all",
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(run=_synth)
 
@@ -109,6 +115,8 @@ def _synth(args: argparse.Namespace) -> int:
     long_side = args.long_side or (300 if args.layout == LAYOUT else 640)
     if args.images < 1 or long_side < 64:
         raise UsageError("--images must be at least 1 and --long-side at least 64")
+    if args.views is not None and (args.views < 1 or args.layout == LAYOUT):
+        raise UsageError("--views is for the release layout and must be at least 1")
     if args.layout == LAYOUT:
         classes = _class_list(args.classes)
         per_class = -(-args.images // max(len(classes), 1))
@@ -122,6 +130,7 @@ def _synth(args: argparse.Namespace) -> int:
         long_side=long_side,
         release_like=args.release_like,
         progress=not args.quiet,
+        views=args.views,
     )
     counts = ", ".join(f"{s}: {v['images']} images ({v['abnormal']} abnormal)" for s, v in summary["splits"].items())
     print(f"phantom written to {args.out} ({counts})")

@@ -35,19 +35,29 @@ class PhantomImage:
     encoding: Encoding
 
 
-def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: bool = False) -> list[PhantomImage]:
-    """The images of a phantom, without drawing them: studies of one or two images, ~20% of studies in
-    test, about half the images normal, abnormal ones with one to three lesions of balanced classes."""
+def phantom_plan(
+    images: int, seed: int, long_side: int = 640, release_like: bool = False, views: int | None = None
+) -> list[PhantomImage]:
+    """The images of a phantom, without drawing them: studies of one or two images (or exactly ``views`` each),
+    ~20% of studies in test, about half the images normal, abnormal ones with one to three lesions of balanced
+    classes. With ``views``, about half the studies are abnormal, and an abnormal study's lesion types show in one
+    of its views or in all of them (even odds), so study-level rules can be checked against a known truth."""
     rng = np.random.default_rng(seed)
     plan: list[PhantomImage] = []
     study = 0
     while len(plan) < images:
-        per_study = min(images - len(plan), 2 if rng.uniform() < 0.3 else 1)
+        per_study = min(images - len(plan), views or (2 if rng.uniform() < 0.3 else 1))
         split = "test" if study % 5 == 4 else "train"  # every fifth study: a stable ~20% test split
         study_id = make_uid(seed, "study", study)
-        for _ in range(per_study):
+        lesions = _study_lesions(rng, per_study) if views else None
+        for view in range(per_study):
             index = len(plan)
-            classes = [] if rng.uniform() < 0.5 else list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
+            if lesions is not None:
+                classes = lesions[view]
+            elif rng.uniform() < 0.5:
+                classes = []
+            else:
+                classes = list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
             spec = sample_spec(int(rng.integers(2**31)), long_side, [int(c) for c in classes])
             plan.append(
                 PhantomImage(
@@ -68,6 +78,18 @@ def phantom_plan(images: int, seed: int, long_side: int = 640, release_like: boo
     return plan
 
 
+def _study_lesions(rng: np.random.Generator, views: int) -> list[list[int]]:
+    """Each view's lesion classes for one study: none (a normal study, even odds), or one to three classes shown
+    in every view or in one view only (even odds)."""
+    if rng.uniform() < 0.5:
+        return [[] for _ in range(views)]
+    classes = [int(c) for c in rng.choice(7, size=int(rng.integers(1, 4)), replace=False)]
+    if views > 1 and rng.uniform() < 0.5:
+        shown = int(rng.integers(views))
+        return [classes if v == shown else [] for v in range(views)]
+    return [list(classes) for _ in range(views)]
+
+
 def synthesize(
     out_dir: Path,
     images: int = 40,
@@ -75,10 +97,12 @@ def synthesize(
     long_side: int = 640,
     release_like: bool = False,
     progress: bool = True,
+    views: int | None = None,
 ) -> dict:
-    """Draw, encode and write the phantom; returns the summary also written to ``summary.json``."""
+    """Draw, encode and write the phantom (``views`` images per study when given); returns the summary also
+    written to ``summary.json``."""
     out_dir = Path(out_dir)
-    plan = phantom_plan(images, seed, long_side, release_like)
+    plan = phantom_plan(images, seed, long_side, release_like, views)
     rows: dict[str, list[list]] = {"train": [], "test": []}
     box_sizes: list[float] = []
     for item in tqdm(plan, desc="synth", unit="img", disable=not progress, file=sys.stderr):
@@ -101,6 +125,7 @@ def synthesize(
     for split, split_rows in rows.items():
         write_text_atomic(out_dir / "annotations" / f"{split}.csv", _csv_text(split_rows))
     summary = _summary(plan, rows, box_sizes, seed, long_side)
+    summary["views_per_study"] = views  # null: one or two, as the release mostly has
     write_json_atomic(out_dir / "summary.json", summary)
     return summary
 
@@ -124,9 +149,11 @@ def _summary(
     for split, split_rows in rows.items():
         images = [p for p in plan if p.split == split]
         abnormal = {r[2] for r in split_rows if r[4] != NO_FINDING}
+        abnormal_studies = {p.study_id for p in images if p.image_id in abnormal}
         splits[split] = {
             "images": len(images),
             "studies": len({p.study_id for p in images}),
+            "abnormal_studies": len(abnormal_studies),
             "abnormal": len(abnormal),
             "normal": len(images) - len(abnormal),
             "boxes": {name: sum(1 for r in split_rows if r[4] == name) for name in CLASS_NAMES},
