@@ -42,6 +42,8 @@ SUBCOMMANDS = (
                "python -m dernet cv", ("cv",)),
     Subcommand("tune", "Optuna search of one member's hyperparameters (validation AUROC; resumable; best YAML)",
                "dernet.ensemble.cli", "python -m dernet tune", ("tune",)),
+    Subcommand("study-fit", "study-level decision (LightGBM over a study's screened images), fitted on validation",
+               "dernet.study.cli", "python -m dernet study-fit"),
     Subcommand("train-ensemble", "train every member, then fit voting weights and the threshold on validation",
                "dernet.ensemble.cli", "python -m dernet train-ensemble", ("train-ensemble",)),
     Subcommand("fit-ensemble", "choose voting weights and the threshold on validation -> ensemble.json",

@@ -58,6 +58,7 @@ EXTRA_OF_MODULE = {
     "pyarrow": "scale",
     "optuna": "tune",
     "sqlalchemy": "tune",
+    "lightgbm": "study",
 }
 
 

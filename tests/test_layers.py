@@ -33,6 +33,7 @@ LAYERS = {
     "dernet.export": 4,
     "dernet.evaluation": 4,
     "dernet.explain": 4,
+    "dernet.study": 4,
     "yolo_spine.export": 4,
     "yolo_spine.evaluate": 4,
     "dernet.detectors.evaluate": 4,
@@ -51,8 +52,8 @@ SCREENING = ("dernet.imaging", "dernet.deploy", "dernet.gate", "dernet.web")
 # the base install and the cpu extra
 BASE = {"numpy", "cv2", "pydicom", "PIL", "yaml", "tqdm", "pebble", "pydantic", "onnxruntime"}
 WEB = {"fastapi", "starlette", "uvicorn"}
-LAZY = {"onnxruntime", "openvino", "uvicorn", "ensemble_boxes"}  # imported inside functions, only when a variant,
-# a server or box fusion asks
+LAZY = {"onnxruntime", "openvino", "uvicorn", "ensemble_boxes", "lightgbm"}  # imported inside functions, only when
+# a variant, a server, box fusion or an export's study model asks
 
 
 def _modules() -> dict[str, Path]:

@@ -33,9 +33,11 @@ __all__ = [
     "ManifestFile",
     "Preprocessing",
     "Rejection",
+    "StudySpec",
     "install_model_file",
     "load_manifest",
     "read_manifest_file",
+    "set_study",
     "sha256_of",
     "add_detector",
     "update_manifest",
@@ -145,6 +147,22 @@ class FusionSpec:
 
 
 @dataclass(frozen=True)
+class StudySpec:
+    """The study-level decision (python -m dernet study-fit): a LightGBM model over the features of a study's
+    images, with its threshold; both chosen on validation studies."""
+
+    __pydantic_config__ = RECORD_CONFIG
+    file: str  # LightGBM's text model
+    sha256: str
+    features: tuple[str, ...]  # dernet.deploy.study.feature_names, in the model's column order
+    threshold: float  # Youden point of out-of-fold predictions on chosen_on's studies
+    boxes: bool = True  # the detector's top score per class is among the features (needs --mode all)
+    detector_conf: float = 0.25  # the minimum box confidence the box features were computed at
+    rules: dict[str, float] = field(default_factory=dict)  # the simple rules' thresholds (max, mean), same split
+    chosen_on: dict[str, Any] = field(default_factory=dict)  # split, studies, abnormal studies
+
+
+@dataclass(frozen=True)
 class ManifestFile:
     """manifest.json as written: each exporter fills in its section, so either may still be missing."""
 
@@ -157,6 +175,7 @@ class ManifestFile:
     detector: DetectorSpec | None = None
     detectors: tuple[DetectorSpec, ...] = ()  # further detectors, for box fusion only (fp32)
     fusion: FusionSpec | None = None  # how to fuse all of them; None until chosen (python -m dernet.detectors.fuse)
+    study: StudySpec | None = None  # the study-level decision; None until fitted (python -m dernet study-fit)
     variants: tuple[str, ...] = ("fp32",)  # runtime variants present in either section
     provenance: dict[str, Any] = field(default_factory=dict)  # where the models came from; not read by the gate
 
@@ -174,6 +193,7 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     detectors: tuple[DetectorSpec, ...] = ()
     fusion: FusionSpec | None = None
+    study: StudySpec | None = None
 
     def path_of(self, spec: ClassifierSpec | DetectorSpec) -> Path:
         return self.folder / spec.file
@@ -243,8 +263,17 @@ def update_manifest(
         provenance={**current.provenance, **provenance, **stamp},
         **{section: spec},
         **({"fusion": None} if section == "detector" else {}),  # a new detector: the old fusion no longer fits
+        study=None,  # a new model: the study model learned the old one's outputs
     )
     return write_manifest_file(folder, updated)
+
+
+def set_study(folder: str | os.PathLike, spec: StudySpec) -> Path:
+    """Record the study-level model in a complete export's manifest (its file already installed there)."""
+    current = read_manifest_file(folder)
+    if current.classifier is None or current.detector is None:
+        raise ManifestError(f"{Path(folder) / MANIFEST_NAME}: export both models first (make export-onnx)")
+    return write_manifest_file(folder, dataclasses.replace(current, study=spec))
 
 
 def add_detector(
@@ -296,8 +325,9 @@ def load_manifest(folder: str | os.PathLike = "export") -> Manifest:
         written.provenance,
         written.detectors,
         written.fusion,
+        written.study,
     )
-    for spec in (manifest.classifier, *manifest.all_detectors):
+    for spec in (manifest.classifier, *manifest.all_detectors, *([manifest.study] if manifest.study else [])):
         if not (folder / spec.file).is_file():
             raise ManifestError(f"{folder / spec.file}: model file missing; run `make export-onnx`")
     if manifest.fusion is not None and len(manifest.fusion.weights) != len(manifest.all_detectors):

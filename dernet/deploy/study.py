@@ -1,0 +1,85 @@
+"""Study-level decisions: a study's images (its views) screened one by one, then one probability for the study.
+
+The features of a study are fixed-length summaries of its images' screenings, so studies of any number of views
+share one model: the number of views, the ensemble probability's max, mean and min, each member's max and mean,
+and (with ``boxes``) the detector's most confident box per class over the views. The simple rules (the max or the
+mean of the image probabilities) need no model; the learned one is LightGBM's, from ``study-fit`` (the 'study'
+extra, imported only when an export has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .manifest import StudySpec
+from .screening import Screening
+
+__all__ = ["RULES", "StudyModel", "feature_names", "rule_probability", "study_features"]
+
+RULES = ("max", "mean")  # image probabilities -> study probability, no model
+
+
+def feature_names(members: Sequence[str], classes: Sequence[str], boxes: bool) -> tuple[str, ...]:
+    """The feature columns, in order, for an export's members and detector classes."""
+    names = ["views", "p_max", "p_mean", "p_min"]
+    for member in members:
+        names += [f"{member}_max", f"{member}_mean"]
+    if boxes:
+        names += [f"box_{name}" for name in classes]
+    return tuple(names)
+
+
+def study_features(
+    results: Sequence[Screening], members: Sequence[str], classes: Sequence[str], boxes: bool
+) -> np.ndarray:
+    """One row of :func:`feature_names` from the screened (status ok) images of one study."""
+    probs = np.array([r.probability for r in results], dtype=np.float64)
+    row = [float(len(results)), probs.max(), probs.mean(), probs.min()]
+    for member in members:
+        values = np.array([r.member_probabilities[member] for r in results], dtype=np.float64)
+        row += [values.max(), values.mean()]
+    if boxes:
+        top = np.zeros(len(classes))
+        for result in results:
+            for finding in result.findings:
+                top[finding.class_id] = max(top[finding.class_id], finding.confidence)
+        row += top.tolist()
+    return np.array(row, dtype=np.float64)
+
+
+def rule_probability(results: Sequence[Screening], rule: str) -> float:
+    """A simple rule's study probability: the max or the mean of the images' probabilities."""
+    probs = [r.probability for r in results]
+    return float(max(probs) if rule == "max" else np.mean(probs))
+
+
+@dataclass
+class StudyModel:
+    """The export's LightGBM study model (``manifest.study``), loaded once."""
+
+    spec: StudySpec
+    members: tuple[str, ...]
+    classes: tuple[str, ...]
+    booster: object
+
+    @classmethod
+    def load(cls, folder: Path, spec: StudySpec, members: Sequence[str], classes: Sequence[str]) -> StudyModel:
+        import lightgbm  # the 'study' extra: only an export with a study model needs it
+
+        expected = feature_names(members, classes, spec.boxes)
+        if tuple(spec.features) != expected:
+            from .manifest import ManifestError
+
+            raise ManifestError(
+                f"{folder}: the study model's features {list(spec.features)} do not match this export's models "
+                f"({list(expected)}); fit it again (python -m dernet study-fit)"
+            )
+        return cls(spec, tuple(members), tuple(classes), lightgbm.Booster(model_file=str(folder / spec.file)))
+
+    def probability(self, results: Sequence[Screening]) -> float:
+        features = study_features(results, self.members, self.classes, self.spec.boxes)
+        return float(self.booster.predict(features[None, :])[0])
