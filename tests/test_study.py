@@ -109,3 +109,66 @@ def test_study_features_summarize_the_views() -> None:
                                                       "box_A", "box_B")  # fmt: skip
     np.testing.assert_allclose(study_features(views, ["m"], ["A", "B"], True), [2, 0.8, 0.5, 0.2, 0.5, 0.3, 0.3, 0.7])
     assert rule_probability(views, "max") == 0.8 and rule_probability(views, "mean") == pytest.approx(0.5)
+
+
+def _gate(inputs: list[Path], models: Path, out: Path, *extra: str) -> dict[str, dict]:
+    from dernet.gate.cli import main as gate_main
+
+    assert gate_main([*map(str, inputs), "--models", str(models), "--out", str(out), *extra]) == 0
+    return {p.name: json.loads(p.read_text()) for p in out.rglob("*.json")}
+
+
+def test_the_gate_decides_each_study_with_the_export_s_model_or_the_max_rule(
+    two_views: Path, exported_models: Path, tmp_path: Path
+) -> None:
+    raw = two_views.parent / "raw" / "test_images"
+    annotations = pd.read_csv(two_views.parent / "raw" / "annotations" / "test.csv", dtype=str)
+    first_studies = list(dict.fromkeys(annotations.study_id))[:3]
+    inputs = [raw / f"{i}.dicom" for i in annotations.drop_duplicates("image_id").image_id[
+        annotations.drop_duplicates("image_id").study_id.isin(first_studies)]]  # fmt: skip
+    assert len(inputs) == 6
+
+    plain = _gate(inputs, exported_models, tmp_path / "plain")  # no study model: the max rule, at the image threshold
+    studies = pd.read_csv(tmp_path / "plain" / "studies.csv", dtype={"study_key": str})
+    assert sorted(studies.study_key) == sorted(first_studies) and set(studies.images) == {2}
+    for _, group in pd.DataFrame([r["study"] | {"p": r["abnormal_probability"], "t": r["threshold"]}
+                                       for r in plain.values()]).groupby("number"):  # fmt: skip
+        assert len(group) == 2 and set(group.method) == {"max of the images"}
+        assert group.probability.iloc[0] == pytest.approx(group.p.max(), abs=1e-6)
+        assert set(group.threshold) == set(group.t)
+    for name, report in plain.items():
+        assert not any(uid in json.dumps(report) for uid in first_studies), name  # the study UID stays in the CSV
+
+    models = tmp_path / "models"
+    shutil.copytree(exported_models, models)
+    assert study_main(["--models", str(models), "--data", str(two_views), "--out", str(tmp_path / "fit"),
+                       "--bootstrap", "10"]) == 0  # fmt: skip
+    learned = _gate(inputs, models, tmp_path / "learned", "--mode", "all")
+    assert {r["study"]["method"] for r in learned.values()} == {"LightGBM"}
+    from dernet.deploy.manifest import load_manifest
+
+    assert {r["study"]["threshold"] for r in learned.values()} == {load_manifest(models).study.threshold}
+    gated = _gate(inputs, models, tmp_path / "gated", "--mode", "gate")  # box features need --mode all
+    assert {r["study"]["method"] for r in gated.values()} == {"max of the images"}
+    assert all("learned box scores of --mode all" in r["study"]["note"] for r in gated.values())
+
+    none = _gate(inputs, models, tmp_path / "learned", "--study-from", "none")  # the same folder: no stale CSV
+    assert not (tmp_path / "learned" / "studies.csv").exists() and not any("study" in r for r in none.values())
+
+
+def test_study_from_folder_groups_other_files_by_their_folder(exported_models: Path, phantom_dir: Path,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    import cv2
+
+    from dernet.imaging import load_windowed
+
+    for i, dicom in enumerate(sorted((phantom_dir / "test_images").glob("*.dicom"))[:3]):
+        folder = tmp_path / "in" / ("patient_a" if i < 2 else "patient_b")
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"view{i}.png"), load_windowed(dicom, 256)[0])
+    reports = _gate([tmp_path / "in"], exported_models, tmp_path / "out", "--study-from", "folder")
+    studies = pd.read_csv(tmp_path / "out" / "studies.csv")
+    assert list(studies.images) == [2] and studies.study_key[0].endswith("patient_a")  # a lone view is its image
+    assert [name for name, r in sorted(reports.items()) if "study" in r] == ["view0.png.json", "view1.png.json"]
+    _gate([tmp_path / "in"], exported_models, tmp_path / "pngs")  # by default only DICOMs group (by their UID)
+    assert not (tmp_path / "pngs" / "studies.csv").exists()

@@ -16,7 +16,15 @@ from ..imaging import apply_clahe
 from ..inputs import display_name
 from .screening import Screening
 
-__all__ = ["blend_heatmap", "build_report", "render_overlay", "summary_line", "write_outputs", "write_summary_csv"]
+__all__ = [
+    "blend_heatmap",
+    "build_report",
+    "render_overlay",
+    "summary_line",
+    "write_outputs",
+    "write_studies_csv",
+    "write_summary_csv",
+]
 
 # One colour per class id (BGR), distinguishable on a grey radiograph.
 CLASS_COLOURS = (
@@ -193,6 +201,20 @@ def summary_line(report: dict[str, Any]) -> str:
         f"{report['input']}: {decision} p={report['abnormal_probability']:.3f} (threshold {report['threshold']:.3f}), "
         f"{detail} [{report['timings_ms']['total']:.0f} ms]"
     )
+
+
+STUDY_COLUMNS = ("study", "study_key", "images", "probability", "threshold", "abnormal", "method", "note", "inputs")
+
+
+def write_studies_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One row per study: its number (the reports' ``study.number``), its key (StudyInstanceUID or folder: how a
+    PACS finds it again), the decision and its inputs (semicolon-separated)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(STUDY_COLUMNS)
+    for row in rows:
+        writer.writerow([*(row[c] if row[c] is not None else "" for c in STUDY_COLUMNS[:-1]), ";".join(row["inputs"])])
+    write_text_atomic(path, buffer.getvalue())
 
 
 def write_summary_csv(path: Path, reports: Iterable[tuple[dict[str, Any], Path]]) -> None:

@@ -15,10 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import StudySpec
+from .manifest import Manifest, StudySpec
 from .screening import Screening
 
-__all__ = ["RULES", "StudyModel", "feature_names", "rule_probability", "study_features"]
+__all__ = [
+    "RULES",
+    "STUDY_FROM",
+    "StudyDecider",
+    "StudyDecision",
+    "StudyModel",
+    "feature_names",
+    "rule_probability",
+    "study_features",
+    "study_key",
+]
 
 RULES = ("max", "mean")  # image probabilities -> study probability, no model
 
@@ -83,3 +93,62 @@ class StudyModel:
     def probability(self, results: Sequence[Screening]) -> float:
         features = study_features(results, self.members, self.classes, self.spec.boxes)
         return float(self.booster.predict(features[None, :])[0])
+
+
+STUDY_FROM = ("dicom", "folder", "none")  # how the gate groups inputs into studies
+
+
+def study_key(result: Screening, path: Path, rule: str) -> str | None:
+    """The study an input belongs to: a DICOM's StudyInstanceUID ('dicom', and 'folder' for DICOMs that carry one),
+    the input's folder ('folder', for other files), or None (not grouped)."""
+    uid = result.meta.study_uid if result.meta is not None else None
+    if rule == "none":
+        return None
+    if uid:
+        return uid
+    return str(path.parent) if rule == "folder" else None
+
+
+@dataclass(frozen=True)
+class StudyDecision:
+    """One study's answer: its probability, the threshold it is compared with, and how it was made."""
+
+    images: int  # screened images (rejected ones have no say)
+    probability: float | None
+    threshold: float | None
+    method: str  # "LightGBM" (the export's study model) or "max of the images"
+    note: str | None = None  # why the study model was not used, when it exists
+
+    @property
+    def abnormal(self) -> bool | None:
+        return None if self.probability is None else self.probability >= self.threshold
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "probability": None if self.probability is None else round(self.probability, 6),
+                "threshold": self.threshold, "abnormal": self.abnormal, "method": self.method, "note": self.note}
+
+
+class StudyDecider:
+    """Study decisions for an export: its LightGBM model when the manifest has one (and the run's mode gives the
+    features it learned), else the max rule at the image threshold (a study is abnormal when an image is)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        spec = manifest.study
+        self.model = None if spec is None else StudyModel.load(
+            manifest.folder, spec, manifest.classifier.members, manifest.detector.class_names
+        )
+
+    def decide(self, results: Sequence[Screening], mode: str, threshold: float | None = None) -> StudyDecision:
+        screened = [r for r in results if r.status == "ok"]
+        image_threshold = self.manifest.classifier.threshold if threshold is None else float(threshold)
+        if not screened:
+            return StudyDecision(0, None, None, "max of the images", "no image of the study was screened")
+        note = None
+        if self.model is not None:
+            if not self.model.spec.boxes or mode == "all":
+                return StudyDecision(len(screened), self.model.probability(screened), self.model.spec.threshold,
+                                     "LightGBM")  # fmt: skip
+            note = f"the study model learned box scores of --mode all, not {mode}: the max rule decided"
+        return StudyDecision(len(screened), rule_probability(screened, "max"), image_threshold, "max of the images",
+                             note)  # fmt: skip

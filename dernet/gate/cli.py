@@ -1,7 +1,9 @@
 """`python -m dernet.gate PATH... [--models DIR] [--out DIR] [--mode gate|fusion|all] [--threshold P] [--conf C]
-[--providers ...] [--threads N] [--json] [--explain [--ensemble FILE]] [--dicom [--dicom-config FILE]]`: screen
-radiographs with the exported models (no torch; `--explain` adds Grad-CAM heatmaps from the PyTorch checkpoints and
-imports torch for them; `--dicom` adds an SR, a Secondary Capture and a presentation state per DICOM input).
+[--providers ...] [--threads N] [--json] [--explain [--ensemble FILE]] [--dicom [--dicom-config FILE]]
+[--study-from dicom|folder|none]`: screen radiographs with the exported models (no torch; `--explain` adds Grad-CAM
+heatmaps from the PyTorch checkpoints and imports torch for them; `--dicom` adds an SR, a Secondary Capture and a
+presentation state per DICOM input). Inputs of one study (a DICOM StudyInstanceUID, or a folder) then get one
+study decision: the export's study model (python -m dernet study-fit) or the max of the images' probabilities.
 
 Exit codes: 0 every input screened; 1 some inputs rejected or failed (the others were screened; each has a report);
 2 a usage error, found before any input was read.
@@ -10,6 +12,7 @@ Exit codes: 0 every input screened; 1 some inputs rejected or failed (the others
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,10 +23,11 @@ from tqdm import tqdm
 from ..cliutil import add_conf, add_ensemble, add_models, add_out, add_threshold, add_variant, run_command
 from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
-from ..deploy.report import render_overlay, summary_line, write_outputs, write_summary_csv
+from ..deploy.report import render_overlay, summary_line, write_outputs, write_studies_csv, write_summary_csv
 from ..deploy.screening import MODES, Screener, Screening
+from ..deploy.study import STUDY_FROM, StudyDecider, study_key
 from ..errors import UsageError, require_extra
-from ..fileio import remove_stale_temp_files
+from ..fileio import remove_stale_temp_files, write_json_atomic
 from ..imaging import set_decoder_threads
 from ..inputs import collect_inputs, display_name, output_stems
 
@@ -88,6 +92,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add_ensemble(parser, "; with --explain")
     parser.add_argument(
+        "--study-from",
+        choices=STUDY_FROM,
+        default="dicom",
+        help="group inputs into studies by their DICOM StudyInstanceUID (dicom, the default), also other files by "
+        "their folder (folder), or not at all (none); each study's decision goes into its reports and studies.csv",
+    )
+    parser.add_argument(
         "--dicom",
         action="store_true",
         help="also write <name>.sr.dcm (TID 1500 SR), <name>.sc.dcm (the overlay) and <name>.pr.dcm (presentation "
@@ -118,7 +129,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> 
         # a missing or inconsistent export is exit 2, in one line
         with Screener(args.models, runtime, variant=args.variant, isolation=isolation, fuse=args.wbf) as screener:
             explainer = _explainer(args.ensemble, screener) if args.explain else None
-            written = _screen_all(args, files, screener, explainer, dicom_settings)
+            decider = _study_decider(args, screener)
+            written = _screen_all(args, files, screener, explainer, dicom_settings, decider)
         not_screened = sum(report["status"] != "ok" for report, _ in written)
         if not args.json:
             print(
@@ -130,11 +142,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.gate") -> 
     return run_command(run, args)
 
 
-def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener, explainer, dicom_settings) -> list:
+def _screen_all(
+    args: argparse.Namespace, files: list[Path], screener: Screener, explainer, dicom_settings, decider
+) -> list:
     """Screen every input, writing its report (and DICOM results) as it comes; summary.csv is written whatever
-    happens on the way."""
+    happens on the way. Then, with a ``decider``, each study's decision (reports and studies.csv)."""
     stems = output_stems(files)
     written: list[tuple[dict, Path]] = []
+    studies: dict[str, list[tuple[int, Screening]]] = {}  # study -> (index in written, the result without pixels)
     progress = tqdm(
         total=len(files), desc="screening", unit="image", disable=True if len(files) < 2 else None, file=sys.stderr
     )
@@ -153,6 +168,9 @@ def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener,
                 result, args.out, stems[path], screener.model_hashes, heatmap, overlay_image=overlay, dicom=dicom
             )
             written.append((report, report_path))
+            key = study_key(result, path, args.study_from) if decider is not None else None
+            if key is not None:
+                studies.setdefault(key, []).append((len(written) - 1, dataclasses.replace(result, windowed=None)))
             progress.write(json.dumps(report) if args.json else summary_line(report), file=sys.stdout)
             for note in result.meta.notes if result.meta else ():
                 progress.write(f"note: {report['input']}: {note}", file=sys.stderr)
@@ -161,7 +179,41 @@ def _screen_all(args: argparse.Namespace, files: list[Path], screener: Screener,
     finally:
         progress.close()
         write_summary_csv(args.out / "summary.csv", written)
+    if decider is not None and decider.model is None:  # without a study model a one-image study is its image
+        studies = {key: members for key, members in studies.items() if len(members) > 1}
+    if studies:
+        _decide_studies(args, studies, written, decider)
+    else:
+        (args.out / "studies.csv").unlink(missing_ok=True)  # nothing stale from an earlier run
     return written
+
+
+def _study_decider(args: argparse.Namespace, screener: Screener) -> StudyDecider | None:
+    """The export's study decisions (its LightGBM model needs the 'study' extra, checked before any input)."""
+    if args.study_from == "none":
+        return None
+    if screener.manifest.study is not None:
+        require_extra("study")
+    return StudyDecider(screener.manifest)
+
+
+def _decide_studies(args: argparse.Namespace, studies: dict, written: list, decider: StudyDecider) -> None:
+    """Each study's decision into its images' reports (key ``study``; the study's UID stays out of them) and one
+    row per study in studies.csv."""
+    rows = []
+    for number, (key, members) in enumerate(studies.items(), start=1):
+        decision = decider.decide([r for _, r in members], args.mode, args.threshold)
+        for index, _ in members:
+            report, report_path = written[index]
+            report["study"] = {"number": number, **decision.as_dict()}
+            write_json_atomic(report_path, report)
+        inputs = [written[index][0]["input"] for index, _ in members]
+        rows.append({"study": number, "study_key": key, "inputs": inputs, **decision.as_dict()})
+        if not args.json:
+            verdict = "no decision" if decision.abnormal is None else "ABNORMAL" if decision.abnormal else "normal"
+            p = "" if decision.probability is None else f" p={decision.probability:.3f} ({decision.method})"
+            print(f"study {number} ({len(members)} input(s)): {verdict}{p}")
+    write_studies_csv(args.out / "studies.csv", rows)
 
 
 def _dicom_settings(args: argparse.Namespace):

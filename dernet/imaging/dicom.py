@@ -55,6 +55,15 @@ def reduction_level(long_side: int, target_long_side: int | None) -> int:
     return level
 
 
+def _study_uid(ds) -> str | None:
+    """The StudyInstanceUID, or None when absent or unreadable: it only groups views, so a broken one must not
+    stop the image from being screened."""
+    try:
+        return str(ds.get("StudyInstanceUID") or "").strip() or None
+    except Exception:  # pydicom decodes the element lazily, here: any malformed value
+        return None
+
+
 def read_dicom(
     data: bytes, name: str, target_long_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, ImageMeta]:
@@ -68,6 +77,7 @@ def read_dicom(
     meta = ImageMeta(
         "dicom", header.columns, header.rows, modality=header.modality, photometric=header.photometric,
         bits_stored=header.bits_stored, transfer_syntax=header.transfer_syntax,
+        study_uid=_study_uid(ds),
     )  # fmt: skip
     monochrome = header.photometric in _MONOCHROME
     level = 0

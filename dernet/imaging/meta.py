@@ -26,6 +26,7 @@ class ImageMeta:
     transfer_syntax: str | None = None
     reduction: int = 0
     notes: tuple[str, ...] = ()
+    study_uid: str | None = None  # a DICOM's StudyInstanceUID: groups views into studies; never in a report
 
     def with_reduction(self, level: int) -> ImageMeta:
         return replace(self, reduction=level)
