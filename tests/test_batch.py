@@ -185,3 +185,28 @@ def test_rows_carry_the_lesion_types_and_the_top_class() -> None:
     assert rows[0]["lesion_types"] == lesion_types and rows[0]["top_class"] == "osteophyte"
     assert dict(rows[0]["class_probabilities"]) == {"normal": 0.1, "osteophyte": 0.9}
     assert (rows[1]["lesion_types"], rows[1]["class_probabilities"], rows[1]["top_class"]) == (None, None, None)
+
+
+def test_studies_are_decided_as_the_gate_decides_them(
+    local_ray, phantom_dir: Path, exported_models: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import pydicom
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, source in enumerate(sorted((phantom_dir / "test_images").glob("*.dicom"))[:3]):
+        ds = pydicom.dcmread(source)
+        if i < 2:
+            ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.4242"  # two views of one study
+        ds.save_as(folder / f"view{i}.dcm")
+    flags = ["--models", str(exported_models)]
+    assert gate_main([str(folder), *flags, "--out", str(tmp_path / "gate")]) == 0
+    assert batch_main([str(folder), *flags, "--out", str(tmp_path / "batch"), "--actors", "1",
+                       "--threads-per-actor", "1"]) == 0  # fmt: skip
+    gate = pd.read_csv(tmp_path / "gate" / "studies.csv", dtype={"study_key": str})
+    batch = pd.read_csv(tmp_path / "batch" / "studies.csv", dtype={"study_key": str})
+    assert list(batch.study_key) == list(gate.study_key) == ["1.2.826.0.1.3680043.8.498.4242"]
+    assert batch.probability[0] == pytest.approx(gate.probability[0], abs=1e-6)
+    assert (batch.abnormal[0], batch.method[0], batch.images[0]) == (gate.abnormal[0], "max of the images", 2)
+    assert {r["study_key"] for r in _rows(tmp_path / "batch").values()} >= {"1.2.826.0.1.3680043.8.498.4242"}

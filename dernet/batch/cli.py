@@ -17,6 +17,7 @@ from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
 from ..deploy.manifest import load_manifest
 from ..deploy.screening import MODES
+from ..deploy.study import STUDY_FROM
 from ..deploy.variants import choose_variant
 from ..errors import MissingExtraError, UsageError, require_extra
 
@@ -44,6 +45,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--reports", action="store_true", help="also write the gate's JSON report and overlay PNG of each input there"
     )
+    parser.add_argument("--study-from", choices=STUDY_FROM, default="dicom",
+                        help="group rows into studies as the gate does (dicom: StudyInstanceUID; folder; none); each "
+                        "study's decision goes into OUT/studies.csv")  # fmt: skip
     where = parser.add_argument_group("where it runs")
     where.add_argument("--address", help="join a Ray cluster: 'auto' (started with `ray start`) or ray://HEAD:10001 "
                        "(default: a local Ray started for this job on every core)")  # fmt: skip
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.batch") ->
             models=str(args.models.resolve()), mode=args.mode, threshold=args.threshold, conf=args.conf,
             variant=args.variant, providers=tuple(args.providers) if args.providers else None,
             threads=args.threads_per_actor, isolation=IsolationLimits() if args.isolate else None,
-            reports=str(args.out / "reports") if args.reports else None,
+            reports=str(args.out / "reports") if args.reports else None, study_from=args.study_from,
         )  # fmt: skip
         store = RowStore(args.out, _job_settings(manifest, args))
         started = cluster.connect(args.address, args.object_store_mb)
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.batch") ->
         finally:
             cluster.disconnect(started)
         print(summary.line(args.out))
+        if not summary.stopped and args.study_from != "none":
+            _decide_studies(args, store, manifest)
         if summary.stopped:
             print(f"error: the job stopped early ({summary.stopped}); the rows so far are kept: run the same "
                   "command again to resume (--isolate bounds the decoding of untrusted inputs)", file=sys.stderr)
@@ -139,8 +145,37 @@ def _job_settings(manifest, args: argparse.Namespace) -> dict:
     return {
         "models": {"classifier": manifest.classifier.sha256, "detector": manifest.detector.sha256},
         "variant": args.variant, "mode": args.mode, "threshold": args.threshold, "conf": args.conf,
-        "reports": bool(args.reports),
+        "reports": bool(args.reports), "study_from": args.study_from,
     }  # fmt: skip
+
+
+def _decide_studies(args: argparse.Namespace, store, manifest) -> None:
+    """Every study of the rows (this run's and earlier runs') decided as the gate decides it, into
+    OUT/studies.csv: studies of two or more rows, or every study when the export has a study model."""
+    from ..deploy.report import write_studies_csv
+    from ..deploy.study import StudyDecider
+    from .rows import screening_of
+
+    if manifest.study is not None:
+        require_extra("study")
+    decider = StudyDecider(manifest)
+    latest = {row["input"]: row for row in store.read().to_pylist()}  # a file changed since: its newer row only
+    groups: dict[str, list[dict]] = {}
+    for row in latest.values():
+        if row["study_key"] is not None:
+            groups.setdefault(row["study_key"], []).append(row)
+    rows = []
+    for key, members in groups.items():
+        if len(members) < 2 and decider.model is None:
+            continue
+        decision = decider.decide([screening_of(r) for r in members], args.mode, args.threshold)
+        rows.append({"study": len(rows) + 1, "study_key": key, "inputs": [r["input"] for r in members],
+                     **decision.as_dict()})  # fmt: skip
+    if rows:
+        write_studies_csv(args.out / "studies.csv", rows)
+        print(f"{len(rows)} studies decided ({rows[0]['method']}); {args.out / 'studies.csv'}")
+    else:
+        (args.out / "studies.csv").unlink(missing_ok=True)
 
 
 def _check_filesystems(schemes: set[str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -18,6 +18,7 @@ from ..deploy.engines import RuntimeOptions
 from ..deploy.isolation import IsolationLimits
 from ..deploy.report import build_report, render_overlay
 from ..deploy.screening import Screener, Screening
+from ..deploy.study import study_key
 from ..imaging import ImageReadError, max_input_bytes, read_input_file, set_decoder_threads
 from ..inputs import display_name
 from .listing import BatchInput, is_uri
@@ -42,6 +43,7 @@ class ScreenSettings:
     threads: int = 2  # ONNX Runtime and JPEG 2000 decoding threads per actor
     isolation: IsolationLimits | None = None
     reports: str | None = None  # the folder of report and overlay files (--reports), as the reports name it
+    study_from: str = "dicom"  # how rows are grouped into studies (the gate's --study-from)
 
 
 @dataclass(frozen=True)
@@ -123,14 +125,15 @@ class ScreenActor:
 
     def _row(self, result: Screening, item: dict[str, Any]) -> tuple[dict, dict]:
         """Its row, and with --reports the report JSON and the overlay PNG the driver writes."""
+        study = study_key(result, PurePosixPath(item["name"]), self.settings.study_from)
         if self.settings.reports is None:
-            return row_of(result, item["key"], self.hashes, None, None), {}
+            return row_of(result, item["key"], self.hashes, None, None, study), {}
         report_path, overlay_path = report_paths(Path(self.settings.reports), item["stem"])
         overlay = render_overlay(result)
         shown = None if overlay is None else display_name(overlay_path)
         png = None if overlay is None else cv2.imencode(".png", overlay, [cv2.IMWRITE_PNG_COMPRESSION, 3])[1].tobytes()
         report = json.dumps(build_report(result, shown, self.hashes))
-        row = row_of(result, item["key"], self.hashes, display_name(report_path), shown)
+        row = row_of(result, item["key"], self.hashes, display_name(report_path), shown, study)
         return row, {"report_json": report, "overlay_png": png}
 
 

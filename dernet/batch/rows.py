@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 from ..deploy.report import build_report
-from ..deploy.screening import Screening
+from ..deploy.screening import Finding, Screening
 
-__all__ = ["ROW_SCHEMA", "TRANSIENT", "row_of", "rows_table"]
+__all__ = ["ROW_SCHEMA", "TRANSIENT", "row_of", "rows_table", "screening_of"]
 
 _FINDING = pa.struct([("label", pa.string()), ("class_id", pa.int32()), ("confidence", pa.float64()),
                       ("box", pa.list_(pa.float64()))])  # fmt: skip
@@ -23,6 +23,7 @@ _TIMINGS = pa.struct([(step, pa.float64()) for step in ("read", "preprocess", "c
 ROW_SCHEMA = pa.schema([
     ("input", pa.string()),  # the path (or URI) as given or found: the gate report's "input"
     ("key", pa.string()),  # what resuming compares: size and modification time, or the URI for object stores
+    ("study_key", pa.string()),  # the study it belongs to (--study-from): a StudyInstanceUID or a folder, or null
     ("status", pa.string()),  # ok | rejected | error
     ("reason", pa.string()),
     ("reason_code", pa.string()),  # dernet.imaging.REASON_CODES
@@ -53,13 +54,21 @@ TRANSIENT = pa.schema([("report_json", pa.string()), ("overlay_png", pa.binary()
                        ("batch_finished", pa.float64())])  # fmt: skip
 
 
-def row_of(result: Screening, key: str, model_hashes: dict[str, str], report: str | None, overlay: str | None) -> dict:
+def row_of(
+    result: Screening,
+    key: str,
+    model_hashes: dict[str, str],
+    report: str | None,
+    overlay: str | None,
+    study_key: str | None = None,
+) -> dict:
     """The row of one screened (or rejected) input; ``report`` and ``overlay`` are the paths its files get, if any."""
     fields = build_report(result, overlay, model_hashes)
     image = fields["image"] or {}
     return {
         "input": fields["input"],
         "key": key,
+        "study_key": study_key,
         "status": fields["status"],
         "reason": fields["reason"],
         "reason_code": fields["reason_code"],
@@ -84,6 +93,20 @@ def row_of(result: Screening, key: str, model_hashes: dict[str, str], report: st
         "report": report,
         "overlay": overlay,
     }
+
+
+def screening_of(row: dict[str, Any]) -> Screening:
+    """What a row keeps of its screening (probabilities, boxes, status): enough for a study decision."""
+    findings = [Finding(f["label"], f["class_id"], f["confidence"], f["box"]) for f in row["findings"] or []]
+    return Screening(
+        row["input"],
+        row["status"],
+        row["mode"],
+        row["threshold"],
+        probability=row["abnormal_probability"],
+        member_probabilities=dict(row["member_probabilities"] or {}),
+        findings=findings,
+    )
 
 
 def rows_table(rows: list[dict[str, Any]], transient: list[dict[str, Any]] | None = None) -> pa.Table:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class StudyModel:
 STUDY_FROM = ("dicom", "folder", "none")  # how the gate groups inputs into studies
 
 
-def study_key(result: Screening, path: Path, rule: str) -> str | None:
+def study_key(result: Screening, path: PurePath, rule: str) -> str | None:
     """The study an input belongs to: a DICOM's StudyInstanceUID ('dicom', and 'folder' for DICOMs that carry one),
     the input's folder ('folder', for other files), or None (not grouped)."""
     uid = result.meta.study_uid if result.meta is not None else None
