@@ -164,18 +164,13 @@ def _decide_studies(args: argparse.Namespace, store, manifest) -> None:
     for row in latest.values():
         if row["study_key"] is not None:
             groups.setdefault(row["study_key"], []).append(row)
-    rows = []
-    for key, members in groups.items():
-        if len(members) < 2 and decider.model is None:
-            continue
-        decision = decider.decide([screening_of(r) for r in members], args.mode, args.threshold)
-        rows.append({"study": len(rows) + 1, "study_key": key, "inputs": [r["input"] for r in members],
-                     **decision.as_dict()})  # fmt: skip
+    screened = {key: [screening_of(r) for r in members] for key, members in groups.items()}
+    decisions = decider.decide_all(screened, args.mode, args.threshold)
+    rows = [{"study": number, "study_key": key, "inputs": [r["input"] for r in groups[key]], **decision.as_dict()}
+            for number, (key, decision) in enumerate(decisions.items(), start=1)]  # fmt: skip
+    write_studies_csv(args.out / "studies.csv", rows)
     if rows:
-        write_studies_csv(args.out / "studies.csv", rows)
         print(f"{len(rows)} studies decided ({rows[0]['method']}); {args.out / 'studies.csv'}")
-    else:
-        (args.out / "studies.csv").unlink(missing_ok=True)
 
 
 def _check_filesystems(schemes: set[str]) -> None:

@@ -208,7 +208,12 @@ STUDY_COLUMNS = ("study", "study_key", "images", "probability", "threshold", "ab
 
 def write_studies_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """One row per study: its number (the reports' ``study.number``), its key (StudyInstanceUID or folder: how a
-    PACS finds it again), the decision and its inputs (semicolon-separated)."""
+    PACS finds it again), the decision and its inputs (semicolon-separated). No rows: no file (nothing stale from an
+    earlier run)."""
+    rows = list(rows)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(STUDY_COLUMNS)

@@ -139,6 +139,14 @@ class StudyDecider:
             manifest.folder, spec, manifest.classifier.members, manifest.detector.class_names
         )
 
+    def decide_all(
+        self, groups: dict[str, Sequence[Screening]], mode: str, threshold: float | None = None
+    ) -> dict[str, StudyDecision]:
+        """The studies that get a decision, in order: those of two or more inputs, or every one when the export has a
+        study model (without one, a one-image study is its image)."""
+        return {key: self.decide(results, mode, threshold) for key, results in groups.items()
+                if len(results) > 1 or self.model is not None}  # fmt: skip
+
     def decide(self, results: Sequence[Screening], mode: str, threshold: float | None = None) -> StudyDecision:
         screened = [r for r in results if r.status == "ok"]
         image_threshold = self.manifest.classifier.threshold if threshold is None else float(threshold)

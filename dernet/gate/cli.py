@@ -179,12 +179,10 @@ def _screen_all(
     finally:
         progress.close()
         write_summary_csv(args.out / "summary.csv", written)
-    if decider is not None and decider.model is None:  # without a study model a one-image study is its image
-        studies = {key: members for key, members in studies.items() if len(members) > 1}
-    if studies:
+    if decider is not None:
         _decide_studies(args, studies, written, decider)
     else:
-        (args.out / "studies.csv").unlink(missing_ok=True)  # nothing stale from an earlier run
+        write_studies_csv(args.out / "studies.csv", [])  # no studies: none stale from an earlier run either
     return written
 
 
@@ -200,9 +198,10 @@ def _study_decider(args: argparse.Namespace, screener: Screener) -> StudyDecider
 def _decide_studies(args: argparse.Namespace, studies: dict, written: list, decider: StudyDecider) -> None:
     """Each study's decision into its images' reports (key ``study``; the study's UID stays out of them) and one
     row per study in studies.csv."""
+    groups = {key: [r for _, r in members] for key, members in studies.items()}
     rows = []
-    for number, (key, members) in enumerate(studies.items(), start=1):
-        decision = decider.decide([r for _, r in members], args.mode, args.threshold)
+    for number, (key, decision) in enumerate(decider.decide_all(groups, args.mode, args.threshold).items(), start=1):
+        members = studies[key]
         for index, _ in members:
             report, report_path = written[index]
             report["study"] = {"number": number, **decision.as_dict()}

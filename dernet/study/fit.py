@@ -57,8 +57,10 @@ def fit_study(
     models, data_dir, out_dir = Path(models), Path(data_dir), Path(out_dir)
     manifest = load_manifest(models)
     names = feature_names(manifest.classifier.members, manifest.detector.class_names, boxes)
-    fit_rows = _screened_studies(manifest, data_dir, "val")
-    eval_rows = _screened_studies(manifest, data_dir, split)
+    # The prepared cache is smaller than the originals, which preparation already read: no minimum size here.
+    screener = Screener(manifest, rejection=replace(manifest.rejection, min_side=0))  # models loaded once
+    fit_rows = _screened_studies(screener, data_dir, "val")
+    eval_rows = _screened_studies(screener, data_dir, split)
     x_fit, y_fit = _matrix(fit_rows, manifest, boxes)
     if min(np.bincount(y_fit, minlength=2)) < OOF_FOLDS:
         raise UsageError(
@@ -97,16 +99,14 @@ def fit_study(
     return result
 
 
-def _screened_studies(manifest: Manifest, data_dir: Path, split: str) -> dict[str, dict[str, Any]]:
+def _screened_studies(screener: Screener, data_dir: Path, split: str) -> dict[str, dict[str, Any]]:
     """study_id -> {"abnormal": any image abnormal, "results": the screened images, "labels": each image's own
     label}, through the gate's core."""
     rows = split_rows(read_table(data_dir), split)
     if rows.empty:
         raise UsageError(f"{data_dir}: the {split} split is empty")
-    # The prepared cache is smaller than the originals, which preparation already read: no minimum size here.
-    screener = Screener(manifest, rejection=replace(manifest.rejection, min_side=0))
     inputs = ((data_dir / row.path, None) for row in rows.itertuples())
-    results = screener.screen_many(inputs, mode="all", conf=manifest.detector.conf)
+    results = screener.screen_many(inputs, mode="all", conf=screener.manifest.detector.conf)
     studies: dict[str, dict[str, Any]] = defaultdict(lambda: {"abnormal": 0, "results": [], "labels": []})
     for row, result in tqdm(zip(rows.itertuples(), results, strict=True), total=len(rows), unit="image",
                             desc=f"gate on {split}"):  # fmt: skip
