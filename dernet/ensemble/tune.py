@@ -23,7 +23,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 from pytorch_lightning.callbacks import Callback
 
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import write_figure_atomic, write_json_atomic, write_text_atomic
 from .tune_space import ParamSpace, TuneSpace
 
 __all__ = ["PruneOnValAUROC", "TuneResult", "best_member_yaml", "suggest", "tune"]
@@ -284,8 +284,7 @@ def _plot_history(study: optuna.Study, path: Path) -> None:
         axes = plot_optimization_history(study, target_name="validation AUROC")
     figure = axes.figure
     figure.set_size_inches(7, 4)
+    figure.set_dpi(120)
     figure.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    figure.savefig(tmp, dpi=120)
+    write_figure_atomic(figure, path)  # temp file + rename
     plt.close(figure)
-    tmp.replace(path)
