@@ -157,7 +157,7 @@ def test_the_gate_decides_each_study_with_the_export_s_model_or_the_max_rule(
 
 
 def test_study_from_folder_groups_other_files_by_their_folder(exported_models: Path, phantom_dir: Path,
-                                                              tmp_path: Path) -> None:  # fmt: skip
+                                                              tmp_path: Path, capsys) -> None:  # fmt: skip
     import cv2
 
     from dernet.imaging import load_windowed
@@ -170,5 +170,10 @@ def test_study_from_folder_groups_other_files_by_their_folder(exported_models: P
     studies = pd.read_csv(tmp_path / "out" / "studies.csv")
     assert list(studies.images) == [2] and studies.study_key[0].endswith("patient_a")  # a lone view is its image
     assert [name for name, r in sorted(reports.items()) if "study" in r] == ["view0.png.json", "view1.png.json"]
+    capsys.readouterr()
+    _gate([tmp_path / "in"], exported_models, tmp_path / "json", "--study-from", "folder", "--json")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("study") for line in lines] == [None, None, None, 1]  # the images, then each study
+    assert sorted(lines[3]["inputs"]) == sorted(r["input"] for r in lines[:2]) and "study_key" not in lines[3]
     _gate([tmp_path / "in"], exported_models, tmp_path / "pngs")  # by default only DICOMs group (by their UID)
     assert not (tmp_path / "pngs" / "studies.csv").exists()

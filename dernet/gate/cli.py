@@ -196,8 +196,8 @@ def _study_decider(args: argparse.Namespace, screener: Screener) -> StudyDecider
 
 
 def _decide_studies(args: argparse.Namespace, studies: dict, written: list, decider: StudyDecider) -> None:
-    """Each study's decision into its images' reports (key ``study``; the study's UID stays out of them) and one
-    row per study in studies.csv."""
+    """Each study's decision into its images' reports (key ``study``; the study's UID stays out of them), one row
+    per study in studies.csv, and one line per study on stdout."""
     groups = {key: [r for _, r in members] for key, members in studies.items()}
     rows = []
     for number, (key, decision) in enumerate(decider.decide_all(groups, args.mode, args.threshold).items(), start=1):
@@ -208,7 +208,9 @@ def _decide_studies(args: argparse.Namespace, studies: dict, written: list, deci
             write_json_atomic(report_path, report)
         inputs = [written[index][0]["input"] for index, _ in members]
         rows.append({"study": number, "study_key": key, "inputs": inputs, **decision.as_dict()})
-        if not args.json:
+        if args.json:  # after the image lines, one line per study: its inputs, not its key (a UID or a folder)
+            print(json.dumps({"study": number, "inputs": inputs, **decision.as_dict()}))
+        else:
             verdict = "no decision" if decision.abnormal is None else "ABNORMAL" if decision.abnormal else "normal"
             p = "" if decision.probability is None else f" p={decision.probability:.3f} ({decision.method})"
             print(f"study {number} ({len(members)} input(s)): {verdict}{p}")
