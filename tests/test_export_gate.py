@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -368,6 +369,16 @@ def test_members_of_another_input_size_resize_inside_the_graph(tmp_path: Path) -
     expected_small = torch.sigmoid(SizeProbe()(small)).numpy()
     np.testing.assert_allclose(members[:, 1], expected_small, atol=1e-5)
     np.testing.assert_allclose(probability, 0.75 * members[:, 0] + 0.25 * members[:, 1], atol=1e-6)
+
+
+def test_the_export_warns_about_members_trained_at_another_size() -> None:
+    from dernet.export.classifier import ResizedMemberWarning, warn_about_resized_members
+
+    with pytest.warns(ResizedMemberWarning, match=r"ens.json: b \(128 px\) will get the 160 px input resized"):
+        warn_about_resized_members(Path("ens.json"), {"a": 160, "b": 128, "c": 160})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_resized_members(Path("ens.json"), {"a": 160, "b": 160})  # one size: silent
 
 
 def test_five_members_export_and_screen_with_a_fitted_vote(

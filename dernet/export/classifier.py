@@ -5,7 +5,7 @@ and ``member_probabilities`` [B, M]; with multiclass members (a folder-per-class
 [B, K], the weighted mean of their softmax, while ``probability`` votes on each member's 1 - P(normal); with a
 lesion-type member (ensemble.yaml ``lesion_types``) ``lesion_probabilities`` [B, 7]. Members whose training input
 size differs from S resize inside the graph (bilinear): bit-identical to training only for members trained at S,
-which the default configs all are.
+which the default configs all are; the export warns about any other (:class:`ResizedMemberWarning`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,30 @@ from ..imaging import classifier_array
 from ..records import record_dict
 from .verify import ExportVerificationError, check_onnx, ort_session
 
-__all__ = ["EnsembleGraph", "export_classifier"]
+__all__ = ["EnsembleGraph", "ResizedMemberWarning", "export_classifier", "warn_about_resized_members"]
 
 OPSET = 17
 OUTPUTS = ("probability", "member_probabilities")  # then class_probabilities, lesion_probabilities when present
 TOLERANCE = 1e-4  # probabilities, ONNX Runtime vs PyTorch
+
+
+class ResizedMemberWarning(UserWarning):
+    """A member trained at another input size than the graph's: it sees the input resized, not CLAHE'd at its size."""
+
+
+def warn_about_resized_members(source: Path, sizes: dict[str, int]) -> None:
+    """Warn once, naming the members whose training size differs from the graph's input (the largest): their
+    exported probabilities differ from the ones the ensemble's weights and threshold were chosen on."""
+    input_size = max(sizes.values())
+    resized = [f"{name} ({size} px)" for name, size in sizes.items() if size != input_size]
+    if resized:
+        warnings.warn(
+            f"{source}: {', '.join(resized)} will get the {input_size} px input resized inside the graph, not the "
+            "input it trained on, so its exported probabilities differ from training's; train every member at one "
+            "model.image_size",
+            ResizedMemberWarning,
+            stacklevel=3,
+        )
 
 
 class EnsembleGraph(nn.Module):
@@ -116,6 +135,9 @@ def export_classifier(
     sizes = [int(m.hparams.image_size) for m in members]
     lesion = load_lesion_member(saved.lesion_types.checkpoint, clahe) if saved.lesion_types else None
     lesion_size = int(lesion.hparams.image_size) if lesion is not None else None
+    warn_about_resized_members(
+        ensemble_json, dict(zip(saved.names, sizes, strict=True)) | ({"lesion_types": lesion_size} if lesion else {})
+    )
     normal = normal_index(saved.classes, ensemble_json) if saved.classes else None
     graph = EnsembleGraph(members, sizes, list(saved.weights), saved.combine, lesion, lesion_size, normal).eval()
     outputs = OUTPUTS + (("class_probabilities",) if saved.classes else ()) + (
