@@ -31,7 +31,7 @@ EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
 .PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble tune \
-	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors demo-detectors export-onnx evaluate gate explain serve node batch bench clean
+	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors demo-detectors export-onnx evaluate gate explain serve node batch bench docs docs-serve docs-assets clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -54,7 +54,17 @@ test-slow: install ## run the slow tests (@pytest.mark.slow)
 	if [ $$rc -eq 5 ]; then echo "no slow tests collected"; exit 0; fi; exit $$rc
 
 lint: install ## ruff
-	$(PY) -m ruff check dernet yolo_spine tests benchmarks
+	$(PY) -m ruff check dernet yolo_spine tests benchmarks docs
+
+docs: install ## build the documentation site into site/ (mkdocs build --strict: a broken link or reference fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "documentation: site/index.html (search needs it served: make docs-serve)"
+
+docs-assets: install ## the docs' pictures from this project's outputs (after make demo and make test) into docs/assets/
+	$(OFFLINE) $(PY) docs/make_assets.py
+
+docs-serve: install ## serve the documentation at http://127.0.0.1:8000, rebuilt on every change
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
 
 phantom: install ## write a phantom dataset in the release layout to $(PHANTOM)
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
@@ -139,7 +149,7 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  ensemble runs:     runs/ensemble/<member>/ (config.yaml, metrics.csv, checkpoints/best.ckpt), ensemble.json"
 	@echo "  detector run:      runs/yolo_spine/train/ (weights/best.pt)"
 	@echo "  exported models:   $(EXPORT)/ (dernet.onnx, yolo_spine.onnx, manifest.json)"
-	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png)"
+	@echo "  evaluation:        runs/evaluation/ (evaluation_test.{md,json}, roc_test.png, pr_test.png, confusion_test.png)"
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
 	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"

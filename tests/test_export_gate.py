@@ -328,6 +328,7 @@ def test_evaluate_scores_each_gate_mode(exported_models: Path, trained: dict, tm
     text = (tmp_path / "evaluation_test.md").read_text()
     assert "| gate |" in text and "| fusion |" in text and "| all |" in text and "AUROC" in text
     assert (tmp_path / "roc_test.png").is_file() and (tmp_path / "pr_test.png").is_file()
+    assert (tmp_path / "confusion_test.png").stat().st_size > 5_000
 
 
 def test_reports_alone_can_be_scored(exported_models: Path, phantom_dir: Path, tmp_path: Path) -> None:

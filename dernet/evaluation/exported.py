@@ -31,7 +31,7 @@ from ..errors import UsageError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..imaging import scale_boxes
 from ..metrics import DetectionSample, average_precision_50, binary_metrics, bootstrap_intervals
-from ..metrics.tables import classification_table, detection_table, plot_pr, plot_roc
+from ..metrics.tables import classification_table, detection_table, plot_confusion, plot_pr, plot_roc
 
 __all__ = ["ScoredImage", "evaluate_exported", "format_result", "fused_score", "score_images", "score_reports"]
 
@@ -244,5 +244,8 @@ def _write(result: dict[str, Any], out_dir: Path, label: str) -> None:
     write_text_atomic(out_dir / f"evaluation_{label}.md", format_result(result) + "\n")
     if result["models"]:
         plot_roc(labels, scores, out_dir / f"roc_{label}.png", result["split"])
+        score, threshold = scores["ensemble"]
+        title = f"ensemble, {result['split']} split"
+        plot_confusion(labels, score, threshold, out_dir / f"confusion_{label}.png", title)
     pr = dict(result["detection"]["all"], split=f"{result['split']}, mode all")
     plot_pr(pr, out_dir / f"pr_{label}.png")

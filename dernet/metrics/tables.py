@@ -12,7 +12,7 @@ from ..classes import CLASS_NAMES, PAPER_LABELS, PAPER_ORDER
 from ..fileio import write_figure_atomic
 from .classification import METRIC_NAMES
 
-__all__ = ["classification_table", "detection_table", "plot_pr", "plot_roc"]
+__all__ = ["classification_table", "detection_table", "plot_confusion", "plot_pr", "plot_roc"]
 HEADERS = {
     "auroc": "AUROC",
     "f1": "F1",
@@ -83,6 +83,21 @@ def plot_roc(labels: np.ndarray, scores: dict[str, tuple[np.ndarray, float]], pa
         ylim=(0, 1.01),
     )
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    write_figure_atomic(fig, path)
+
+
+def plot_confusion(labels: np.ndarray, score: np.ndarray, threshold: float, path: Path, title: str) -> None:
+    """The confusion matrix of ``score`` at ``threshold`` (normal / abnormal counts), written to ``path``."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig = Figure(figsize=(4.2, 3.8), dpi=120)
+    ax = fig.subplots()
+    ConfusionMatrixDisplay.from_predictions(
+        labels, (score >= threshold).astype(int), labels=[0, 1], display_labels=["normal", "abnormal"], ax=ax,
+        cmap="Blues", colorbar=False,
+    )  # fmt: skip
+    ax.set_title(f"{title}\nthreshold {threshold:.3f}", fontsize=10)
     fig.tight_layout()
     write_figure_atomic(fig, path)
 

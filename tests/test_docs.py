@@ -1,0 +1,66 @@
+"""The documentation site: it builds strictly, and what its getting-started page and README tell a reader to type
+exists (make targets, spine-cad subcommands, pip extras). `make demo` and `make test`, the page's two long
+commands, are what CI runs anyway; the pip installs are run by .ci/small_install.sh."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import metadata
+from pathlib import Path
+
+import pytest
+
+from dernet.cli import SUBCOMMANDS
+
+from .conftest import ROOT
+
+PAGES = [ROOT / "docs" / "getting-started.md", ROOT / "README.md"]
+
+
+def _commands(page: Path) -> list[str]:
+    """Every line of the page's bash blocks and every `code span` of its tables, comments dropped."""
+    text = page.read_text()
+    lines = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]  # fmt: skip
+    spans = [span for row in text.splitlines() if row.startswith("|") for span in re.findall(r"`([^`]+)`", row)]
+    return [c for c in lines + spans if c]
+
+
+def _make_targets() -> set[str]:
+    return set(re.findall(r"^([a-zA-Z][a-zA-Z0-9_-]*):", (ROOT / "Makefile").read_text(), re.M))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_commands_a_page_shows_exist(page: Path) -> None:
+    commands = _commands(page)
+    targets = {m for c in commands for m in re.findall(r"\bmake ([a-z][a-z0-9-]*)", c)}
+    subcommands = {m for c in commands for m in re.findall(r"\bspine-cad ([a-z][a-z0-9-]*)", c)}
+    extras = {e for c in commands for group in re.findall(r"pip install '\.\[([a-z0-9,]+)\]'", c)
+              for e in group.split(",")}  # fmt: skip
+    assert {"demo", "test"} <= targets  # the page's two commands
+    assert targets <= _make_targets(), targets - _make_targets()
+    assert subcommands - {"subcommand"} <= {s.name for s in SUBCOMMANDS}
+    optional = set(metadata("spine-cad").get_all("Provides-Extra"))
+    assert extras <= optional, extras - optional
+
+
+def test_the_site_builds_strictly_with_its_pictures(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    site = tmp_path / "site"
+    for page in ("index", "getting-started", "workflow", "screening", "deployment", "performance", "architecture",
+                 "contributing"):  # fmt: skip
+        assert (site / f"{page}.html").is_file(), page
+    pictures = set(re.findall(r'src="assets/([a-z_]+\.png)"', (site / "getting-started.html").read_text()))
+    assert {"overlay.png", "roc.png", "confusion.png", "gradcam.png"} <= pictures
+    assert all((site / "assets" / name).stat().st_size > 5_000 for name in pictures)
+    assert "class=\"doc doc-heading\"" in (site / "reference" / "screening.html").read_text()  # the API reference
+    assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="https?://', (site / "index.html").read_text())
