@@ -1,4 +1,4 @@
-"""The coded concepts the DICOM results use: one table, here and in README.
+"""The coded concepts the DICOM results use: one table, here and in docs/deployment.md.
 
 SNOMED CT (SCT) and DICOM (DCM) codes are used where pydicom's code dictionary (DICOM PS3.16) holds a concept that
 fits; it has none for osteophytes, spondylolisthesis, foraminal stenosis, disc space narrowing, vertebral collapse or
