@@ -10,14 +10,18 @@ a few hundred KB).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
+from dernet.fileio import write_bytes_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "docs" / "assets"
@@ -46,7 +50,7 @@ PICTURES = (
 )
 
 
-def shrink(source: Path, target: Path, width: int) -> int:
+def shrink(source: Path | io.BytesIO, target: Path, width: int) -> int:
     """``source`` scaled to ``width`` (never up), on white, as a palette PNG written atomically; its size in bytes."""
     image = Image.open(source)
     if image.mode in ("RGBA", "LA", "P"):
@@ -57,13 +61,13 @@ def shrink(source: Path, target: Path, width: int) -> int:
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
     palette = image.quantize(colors=COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    partial = target.with_suffix(".partial.png")
-    palette.save(partial, optimize=True)
-    partial.replace(target)
-    return target.stat().st_size
+    encoded = io.BytesIO()
+    palette.save(encoded, format="PNG", optimize=True)
+    write_bytes_atomic(target, encoded.getvalue())
+    return len(encoded.getvalue())
 
 
-def newest(pattern: str) -> Path | None:
+def first_match(pattern: str) -> Path | None:
     """The first match of ``pattern`` under the project in name order (the demo's sample inputs sort the same way)."""
     matches = sorted(ROOT.glob(pattern))
     return matches[0] if matches else None
@@ -91,21 +95,26 @@ def comparison_plot(target: Path) -> int | None:
     ax.set(ylabel="AP@0.5 (%)", title="Detectors on the phantom test split (mAP@0.5 in the legend)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    partial = target.with_suffix(".partial.png")
-    fig.savefig(partial)
-    return shrink(partial, target, 750)
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png")
+    return shrink(rendered, target, 750)
 
 
 def sr_rendering(target: Path) -> int | None:
     """dcmtk's dsrdump of the demo's first structured report (a phantom's, so its patient is made up), as text."""
-    source = newest("runs/gate/abnormal/*.dicom.sr.dcm")
+    source = first_match("runs/gate/abnormal/*.dicom.sr.dcm")
     if source is None or shutil.which("dsrdump") is None:
         return None
     text = subprocess.run(["dsrdump", str(source)], capture_output=True, text=True, check=True).stdout
-    partial = target.with_suffix(".partial.txt")
-    partial.write_text(text)
-    partial.replace(target)
-    return target.stat().st_size
+    write_text_atomic(target, text)
+    return len(text.encode())
+
+
+# Made from something other than one picture, each optional: file name, how it is made, what it needs when absent.
+OPTIONAL: tuple[tuple[str, Callable[[Path], int | None], str], ...] = (
+    ("detectors.png", comparison_plot, "runs/compare/comparison_test.json (run make demo-detectors)"),
+    ("sr_dump.txt", sr_rendering, "runs/gate/abnormal/*.sr.dcm (make demo) and dsrdump (dcmtk)"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,26 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     ASSETS.mkdir(parents=True, exist_ok=True)
     missing, total = [], 0
     for picture in PICTURES:
-        source = newest(picture.source)
+        source = first_match(picture.source)
         if source is None:
-            (missing if picture.required else []).append(f"{picture.source} (run {picture.made_by})")
-            print(f"skipped {picture.name}: no {picture.source} (run {picture.made_by})", file=sys.stderr)
+            needed = f"{picture.source} (run {picture.made_by})"
+            if picture.required:
+                missing.append(needed)
+            print(f"skipped {picture.name}: no {needed}", file=sys.stderr)
             continue
         size = shrink(source, ASSETS / picture.name, picture.width)
         total += size
         print(f"docs/assets/{picture.name}: {size // 1024} KB from {source.relative_to(ROOT)}")
-    compared = comparison_plot(ASSETS / "detectors.png")
-    if compared is None:
-        print("skipped detectors.png: no runs/compare/comparison_test.json (run make demo-detectors)", file=sys.stderr)
-    else:
-        total += compared
-        print(f"docs/assets/detectors.png: {compared // 1024} KB from runs/compare/comparison_test.json")
-    rendered = sr_rendering(ASSETS / "sr_dump.txt")
-    if rendered is None:
-        print("skipped sr_dump.txt: no runs/gate/abnormal/*.sr.dcm (make demo) or no dsrdump (dcmtk)", file=sys.stderr)
-    else:
-        total += rendered
-        print(f"docs/assets/sr_dump.txt: {rendered // 1024} KB (dsrdump of the demo's first SR)")
+    for name, make, needs in OPTIONAL:
+        size = make(ASSETS / name)
+        if size is None:
+            print(f"skipped {name}: it needs {needs}", file=sys.stderr)
+            continue
+        total += size
+        print(f"docs/assets/{name}: {size // 1024} KB")
     print(f"{total // 1024} KB in docs/assets/")
     if missing:
         print(f"error: missing {', '.join(missing)}", file=sys.stderr)
