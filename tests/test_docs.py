@@ -1,6 +1,6 @@
-"""The documentation site: it builds strictly, and what its getting-started page and README tell a reader to type
-exists (make targets, spine-cad subcommands, pip extras). `make demo` and `make test`, the page's two long
-commands, are what CI runs anyway; the pip installs are run by .ci/small_install.sh."""
+"""The documentation site: it builds strictly, and what its getting-started and deployment pages and README tell a
+reader to type exists (make targets, spine-cad subcommands, pip extras). tests/test_slow_getting_started.py runs
+the getting-started page's commands after `make demo`; .ci/small_install.sh runs the screening-only installs."""
 
 from __future__ import annotations
 
@@ -16,17 +16,14 @@ import pytest
 from dernet.cli import SUBCOMMANDS
 
 from .conftest import ROOT
+from .docs_pages import blocks, commands, table_spans
 
-PAGES = [ROOT / "docs" / "getting-started.md", ROOT / "README.md"]
+PAGES = [ROOT / "docs" / "getting-started.md", ROOT / "docs" / "deployment.md", ROOT / "README.md"]
 
 
 def _commands(page: Path) -> list[str]:
-    """Every line of the page's bash blocks and every `code span` of its tables, comments dropped."""
-    text = page.read_text()
-    lines = [line.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-             for line in block.splitlines()]  # fmt: skip
-    spans = [span for row in text.splitlines() if row.startswith("|") for span in re.findall(r"`([^`]+)`", row)]
-    return [c for c in lines + spans if c]
+    """Every command of the page's bash blocks and every `code span` of its tables."""
+    return [c for block in blocks(page) if block.language == "bash" for c in commands(block)] + table_spans(page)
 
 
 def _make_targets() -> set[str]:
@@ -35,12 +32,13 @@ def _make_targets() -> set[str]:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_the_commands_a_page_shows_exist(page: Path) -> None:
-    commands = _commands(page)
-    targets = {m for c in commands for m in re.findall(r"\bmake ([a-z][a-z0-9-]*)", c)}
-    subcommands = {m for c in commands for m in re.findall(r"\bspine-cad ([a-z][a-z0-9-]*)", c)}
-    extras = {e for c in commands for group in re.findall(r"pip install '\.\[([a-z0-9,]+)\]'", c)
+    typed = _commands(page)
+    targets = {m for c in typed for m in re.findall(r"\bmake ([a-z][a-z0-9-]*)", c)}
+    subcommands = {m for c in typed for m in re.findall(r"\bspine-cad ([a-z][a-z0-9-]*)", c)}
+    extras = {e for c in typed for group in re.findall(r"pip install '\.\[([a-z0-9,]+)\]'", c)
               for e in group.split(",")}  # fmt: skip
-    assert {"demo", "test"} <= targets  # the page's two commands
+    if page.name != "deployment.md":
+        assert {"demo", "test"} <= targets  # the two commands
     assert targets <= _make_targets(), targets - _make_targets()
     assert subcommands - {"subcommand"} <= {s.name for s in SUBCOMMANDS}
     optional = set(metadata("spine-cad").get_all("Provides-Extra"))

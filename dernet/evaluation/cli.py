@@ -16,7 +16,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None, prog: str = "python -m dernet.evaluation") -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Classification with 95%% CIs and AP@0.5 per class for each gate mode, from the exported models.",
+        description="Classification with 95% CIs and AP@0.5 per class for each gate mode, from the exported models.",
     )
     add_models(parser)
     add_data(parser)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m dernet.evaluation
             )
             where = args.out
         print(format_result(result))
-        print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png")
+        print(f"\nwritten: {where}/evaluation_*.md, .json, roc_*.png, pr_*.png, confusion_*.png")
         return 0
 
     return run_command(run, args)

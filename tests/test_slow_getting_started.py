@@ -1,0 +1,116 @@
+"""The getting-started tutorial works as written: every command runs, what it shows is what the command prints, and
+every file it names is made.
+
+After `make demo` (CI runs it before this test; run alone, the fixture runs it when the demo's outputs are missing),
+each command of the page's bash blocks runs in bash from the repository root with this environment's bin first on
+PATH, as `source .venv/bin/activate` leaves it. The lines of a `text` block are the output of the command before it:
+each must match a line it printed, with `…` standing for the part left out and any `[N ms]` timing; `...` marks
+lines left out. `spine-cad serve` runs until its health check answers and a sample image uploads. Not run: `make
+demo` (the fixture) and `make test` (the fast suite: CI's own step, and a test must not run the suite it is in).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import ROOT
+from .docs_pages import blocks, commands
+
+pytestmark = pytest.mark.slow
+
+PAGE = ROOT / "docs" / "getting-started.md"
+NOT_RUN = {"make demo": "the fixture runs it", "make test": "CI's own step; the suite this test is in"}
+SERVER = "spine-cad serve"
+DEMO_OUTPUTS = [ROOT / "export/manifest.json", ROOT / "runs/ensemble/ensemble.json", ROOT / "data/demo_inputs"]
+OUT = ROOT / "runs" / "tutorial"  # where the page's commands write
+TIMING = r"\[\d+ ms\]"  # the gate's per-input time, which varies
+
+
+@pytest.fixture(scope="module")
+def demo() -> None:
+    if not all(p.exists() for p in DEMO_OUTPUTS):
+        subprocess.run(["make", "demo"], cwd=ROOT, check=True)
+
+
+def _env() -> dict[str, str]:
+    bin_dir = Path(sys.executable).parent
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(bin_dir.parent)}
+
+
+def _shown(line: str) -> re.Pattern[str]:
+    """A line of a text block as a pattern: `…` for what was shortened, any `[N ms]` timing."""
+
+    def pattern(part: str) -> str:
+        if part == "…":
+            return ".*?"
+        return TIMING if re.fullmatch(TIMING, part) else re.escape(part)
+
+    return re.compile("".join(pattern(part) for part in re.split(f"(…|{TIMING})", line)))
+
+
+def _serve(command: str) -> None:
+    """Start the page's server command, wait for its health check, upload a sample image as the page says, stop it."""
+    server = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, f"{command} exited {server.returncode}: {server.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, f"{command}: no answer on http://127.0.0.1:8000/api/health in 120 s"
+            try:
+                if httpx.get("http://127.0.0.1:8000/api/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        page = httpx.get("http://127.0.0.1:8000/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        sample = sorted((ROOT / "data/demo_inputs/abnormal").glob("*.dicom"))[0]
+        answer = httpx.post("http://127.0.0.1:8000/api/analyze", files={"file": (sample.name, sample.read_bytes())},
+                            data={"mode": "gate"}, timeout=120)  # fmt: skip
+        assert answer.status_code == 200, answer.text[:500]
+        assert answer.json()["status"] == "ok" and answer.json()["overlay_png_base64"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_tutorial_runs_as_written(demo: None) -> None:
+    shutil.rmtree(OUT, ignore_errors=True)
+    ran, printed = [], ""
+    for block in blocks(PAGE):
+        if block.language == "text":
+            assert ran, f"{PAGE.name}: an output block before any command"
+            lines = printed.splitlines()
+            for line in (shown for shown in block.lines if shown and shown != "..."):
+                assert any(_shown(line).fullmatch(out.strip()) for out in lines), (
+                    f"{PAGE.name} shows {line!r} after `{ran[-1]}`, which printed:\n{printed[-3000:]}"
+                )
+            continue
+        if block.language != "bash":
+            continue
+        for command in commands(block):
+            if command in NOT_RUN:
+                continue
+            ran.append(command)
+            if command.startswith(SERVER):
+                _serve(command)
+                continue
+            done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ROOT, env=_env(),
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            printed = done.stdout + done.stderr
+            assert done.returncode == 0, f"`{command}` exited {done.returncode}:\n{printed[-3000:]}"
+    assert len(ran) >= 8, ran  # the page's steps, not an empty parse
+
+    named = set(re.findall(r"`(runs/tutorial/[^`\s]+)`", PAGE.read_text()))
+    assert len(named) >= 8, named
+    for path in sorted(named):
+        assert list(ROOT.glob(path.replace("<input>", "*").rstrip("/"))), f"{PAGE.name} names {path}; not made"
