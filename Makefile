@@ -58,7 +58,7 @@ lint: install ## ruff
 
 docs: install ## build the documentation site into site/ (mkdocs build --strict: a broken link or reference fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
-	@echo "documentation: site/index.html (search needs it served: make docs-serve)"
+	@echo "documentation: site/index.html (open it from the disk: pages, pictures and search need no server or network)"
 
 docs-assets: install ## the docs' pictures from this project's outputs (after make demo and make test) into docs/assets/
 	$(OFFLINE) $(PY) docs/make_assets.py

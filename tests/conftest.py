@@ -27,6 +27,11 @@ PHANTOM_SEED = 7
 PHANTOM_LONG_SIDE = 256
 CACHE_LONG_SIDE = 128
 ROOT = _ROOT
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download), and its flags for a closed
+# network (no background connections, no component updates), as root in a container.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 
 
 ensure_config_dir()

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from importlib.metadata import metadata
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from dernet.cli import SUBCOMMANDS
 
-from .conftest import ROOT
+from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
 from .docs_pages import blocks, commands, table_spans
 
 # The pictures each page shows (docs/make_assets.py makes them from the demo's outputs).
@@ -51,15 +52,21 @@ def test_the_commands_a_page_shows_exist(page: Path) -> None:
     assert extras <= optional, extras - optional
 
 
-def test_the_site_builds_strictly_with_its_pictures(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built strictly (`make docs`'s command) into a temp folder."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
+    site = tmp_path_factory.mktemp("docs") / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    site = tmp_path / "site"
+    return site
+
+
+def test_the_site_builds_strictly_with_its_pictures(site: Path) -> None:
     for page in ("index", "getting-started", "workflow", "screening", "deployment", "performance", "architecture",
                  "contributing"):  # fmt: skip
         assert (site / f"{page}.html").is_file(), page
@@ -69,4 +76,30 @@ def test_the_site_builds_strictly_with_its_pictures(tmp_path: Path) -> None:
         assert all((site / "assets" / name).stat().st_size > 5_000 for name in shown), page
     assert "Comprehensive SR Document" in (site / "deployment.html").read_text()  # the rendered SR (dsrdump)
     assert "class=\"doc doc-heading\"" in (site / "reference" / "screening.html").read_text()  # the API reference
-    assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="https?://', (site / "index.html").read_text())
+    for page in site.rglob("*.html"):
+        assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', page.read_text()), page
+
+
+def test_the_site_searches_from_the_disk_without_the_network(site: Path) -> None:
+    """Opened as file:// in Chromium, with every request that leaves the disk refused: search still answers."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None and not os.environ.get("CI"):  # in CI, where .ci/run installs it, a missing one fails
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    remote = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.route(re.compile(r"^(?!file:|data:|blob:|about:)"), lambda route: (remote.append(route.request.url),
+                                                                              route.abort()))  # fmt: skip
+        page.goto((site / "index.html").as_uri())
+        results = page.locator(".md-search-result__item")
+        deadline = time.monotonic() + 30
+        while not results.count():  # a query typed before the search worker has its index is dropped: type again
+            assert time.monotonic() < deadline, page.locator(".md-search-result__meta").inner_text()
+            page.locator(".md-search__input").fill("")
+            page.locator(".md-search__input").press_sequentially("rejection")  # key events, as a reader types
+            page.wait_for_timeout(500)
+        titles = " ".join(results.all_inner_texts()).lower()
+        browser.close()
+    assert "screening" in titles, titles[:500]
+    assert not remote, remote

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -21,6 +20,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from dernet.deploy import Screener  # noqa: E402
 from dernet.web.app import create_app  # noqa: E402
 
+from .conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from .test_export_gate import _phantom_files  # noqa: E402
 
 HEADS = {  # a lesion-type head's and a multiclass vote's parts of a report
@@ -29,11 +29,7 @@ HEADS = {  # a lesion-type head's and a multiclass vote's parts of a report
     "class_probabilities": {"normal": 0.18, "osteophyte": 0.82},
     "top_class": {"label": "osteophyte", "probability": 0.82},
 }
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
-# Flags for a closed network (no background connections, no component updates), as root in a container.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 
 # Outside CI a missing browser skips (with the reason); in CI, where .ci/run installs it, it is a failure.
 pytestmark = pytest.mark.skipif(
