@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +60,9 @@ def _shown(line: str) -> re.Pattern[str]:
 
 def _serve(command: str) -> None:
     """Start the page's server command, wait for its health check, upload a sample image as the page says, stop it."""
+    with socket.socket() as probe:  # another server there would answer for this one
+        if probe.connect_ex(("127.0.0.1", 8000)) == 0:
+            pytest.fail("something already listens on 127.0.0.1:8000 (make serve, make docs-serve?): stop it first")
     server = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
