@@ -60,7 +60,7 @@ docs: install ## build the documentation site into site/ (mkdocs build --strict:
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "documentation: site/index.html (open it from the disk: pages, pictures and search need no server or network)"
 
-docs-assets: install ## the docs' pictures from this project's outputs (after make demo and make test) into docs/assets/
+docs-assets: install ## the docs' pictures from this project's outputs (after make demo, make test, make demo-detectors) into docs/assets/
 	$(OFFLINE) $(PY) docs/make_assets.py
 
 docs-serve: install ## serve the documentation at http://127.0.0.1:8000, rebuilt on every change

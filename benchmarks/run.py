@@ -261,7 +261,10 @@ def mixed_models(assets: Path, demo_export: Path, production: Path) -> Path:
         for name in files:
             os.link(source / name, folder / name) if _same_fs(source, folder) else shutil.copy(source / name, folder)
     variants = tuple(sorted(set(demo.variants) | set(prod.variants)))
-    write_manifest_file(folder, dataclasses.replace(demo, detector=prod.detector, variants=variants))
+    # Another detector: the demo's added detectors, their fusion and its study model (fitted on the demo detector's
+    # boxes) do not apply, and their files are not copied.
+    mixed = dataclasses.replace(demo, detector=prod.detector, detectors=(), fusion=None, study=None, variants=variants)
+    write_manifest_file(folder, mixed)
     return folder
 
 
