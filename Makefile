@@ -30,7 +30,7 @@ ENSEMBLE_JSON ?= runs/ensemble/ensemble.json
 EXPORT ?= export
 DEMO_INPUTS ?= data/demo_inputs
 
-.PHONY: help install test test-slow lint demo phantom prepare-data train-ensemble fit-ensemble cv-ensemble tune \
+.PHONY: help install test test-slow lint demo demo-data demo-spread phantom prepare-data train-ensemble fit-ensemble cv-ensemble tune \
 	evaluate-ensemble train-yolo evaluate-yolo train-detector evaluate-detector export-detector compare-detectors demo-detectors export-onnx evaluate gate explain serve node batch bench docs docs-serve docs-assets clean
 
 help: ## list the targets
@@ -127,11 +127,14 @@ serve: install ## the gate as a web page on http://127.0.0.1:8000/ (HOST=, PORT=
 $(CURDIR)/.ultralytics/Arial.ttf: | $(STAMP)
 	@YOLO_CONFIG_DIR=$(CURDIR)/.ultralytics $(PY) -m yolo_spine.glue > /dev/null
 
-demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate -> heatmaps
-	@echo "Demo: models trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
+demo-data: install ## the demo's phantom (data/phantom) and its prepared cache (data/prepared)
 	$(OFFLINE) $(PY) -m dernet.datasets synth --out $(PHANTOM) --images $(DEMO_IMAGES) --long-side 512 --seed 0 --quiet
 	$(OFFLINE) $(PY) -m dernet.datasets prepare --source $(PHANTOM) --out $(PREPARED) \
 		--config configs/demo/data.yaml
+
+demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train both (CPU) -> export -> evaluate -> gate -> heatmaps
+	@echo "Demo: models trained for minutes on synthetic phantom radiographs. NOT FOR CLINICAL USE."
+	@$(MAKE) --no-print-directory demo-data
 	$(OFFLINE) $(PY) -m dernet train-ensemble --config-dir configs/demo/ensemble \
 		--trainer.enable_progress_bar $(if $(CI),false,true)
 	$(OFFLINE) $(PY) -m yolo_spine.train --config configs/demo/yolo_spine.yaml
@@ -153,6 +156,10 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  gate reports:      runs/gate/{abnormal,normal}/ (<input>.json, <input>.overlay.png), summary.csv"
 	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
+
+demo-spread: install $(CURDIR)/.ultralytics/Arial.ttf ## the demo's training over seeds and 1/2 threads: runs/demo_spread/spread.md (~1 h)
+	@test -f $(PREPARED)/classification.csv || $(MAKE) --no-print-directory demo-data
+	$(OFFLINE) $(PY) -m benchmarks.demo_spread --out runs/demo_spread $(ARGS)
 
 DEMO_DETECTORS := faster_rcnn_r18_fpn retinanet_r18_fpn
 demo-detectors: install ## after make demo: Faster R-CNN + RetinaNet (CPU), the comparison with YOLO11, WBF, gate modes

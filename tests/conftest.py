@@ -77,6 +77,8 @@ def quick(prepared: Path, runs: Path, steps: int = 2) -> list[str]:
         "false",
         "--model.image_size",
         "64",
+        "--model.warmup_steps",
+        "0",  # the demo recipes warm up over 50 steps; a couple of steps cannot
         "--data.batch_size",
         "4",
         "--data.num_workers",

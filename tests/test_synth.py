@@ -69,7 +69,7 @@ def test_same_seed_same_files(tmp_path: Path, phantom_dir: Path) -> None:
 def test_summary_reports_box_sizes_in_the_intended_range(phantom_dir: Path) -> None:
     summary = json.loads((phantom_dir / "summary.json").read_text())
     quantiles = summary["box_long_side_fraction_quantiles"]
-    assert 0.02 <= quantiles["0.0"] and quantiles["1.0"] <= 0.16
+    assert 0.04 <= quantiles["0.0"] and quantiles["1.0"] <= 0.28  # a spur or a stenosed foramen .. a slipped body
     assert sum(summary["splits"][s]["images"] for s in ("train", "test")) == PHANTOM_IMAGES
 
 
@@ -92,7 +92,7 @@ def test_every_class_draws_a_local_change_enclosed_by_its_box() -> None:
 
 
 def test_studies_of_two_views_show_an_abnormal_studys_lesions_in_one_view_or_both() -> None:
-    plan = phantom_plan(200, seed=5, long_side=128, views=2)
+    plan = phantom_plan(400, seed=5, long_side=128, views=2)
     studies: dict[str, list] = {}
     for item in plan:
         studies.setdefault(item.study_id, []).append(sorted({lesion.class_id for lesion in item.spec.lesions}))
@@ -100,5 +100,5 @@ def test_studies_of_two_views_show_an_abnormal_studys_lesions_in_one_view_or_bot
     normal = [v for v in studies.values() if not any(v)]
     both = [v for v in studies.values() if all(v)]
     one = [v for v in studies.values() if any(v) and not all(v)]
-    assert len(normal) + len(both) + len(one) == 100 and min(len(normal), len(both), len(one)) >= 15
+    assert len(normal) + len(both) + len(one) == 200 and min(len(normal), len(both), len(one)) >= 30
     assert all(v[0] == v[1] for v in both)  # the same lesion types in both views

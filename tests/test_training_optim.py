@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dernet.config import ConfigError
-from dernet.training.optim import StepSchedule, build_optimizer, build_schedule
+from dernet.training.optim import StepSchedule, WarmupCosine, build_optimizer, build_schedule
 
 
 def _model() -> nn.Module:
@@ -47,6 +47,27 @@ def test_lightning_schedule_entries_step_per_epoch_for_cosine_and_per_step_for_s
     assert steps["scheduler"].get_last_lr() == pytest.approx([0.001])
     with pytest.raises(ConfigError, match="schedule must be one of cosine, step"):
         build_schedule(optimizer, "onecycle")
+
+
+def test_cosine_after_a_warm_up_steps_per_step_from_the_warm_up_down_to_zero() -> None:
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110)
+    assert schedule(0) == pytest.approx(1e-3) and schedule(5) == pytest.approx(1e-3 + (1 - 1e-3) * 0.5)
+    assert [schedule(s) for s in (10, 60, 110, 200)] == pytest.approx([1.0, 0.5, 0.0, 0.0], abs=1e-12)
+    entry = build_schedule(build_optimizer(_model().parameters(), "adamw", 0.01, 0.0), "cosine", epochs=4,
+                           warmup_steps=10, total_steps=110)  # fmt: skip
+    assert entry["interval"] == "step" and entry["scheduler"].get_last_lr() == pytest.approx([1e-5])
+    with pytest.raises(ConfigError, match="warmup_steps 10 needs a run longer than that .it has 8 optimizer steps"):
+        build_schedule(entry["scheduler"].optimizer, "cosine", warmup_steps=10, total_steps=8)
+
+
+def test_every_member_starts_at_p_one_half_whatever_timm_draws_for_its_head() -> None:
+    """timm draws EfficientNet's one-output head from U(-1, 1); from there the demo's member diverged."""
+    from dernet.ensemble.backbones import create_backbone
+
+    for name in ("tf_efficientnetv2_s", "resnet18"):
+        net = create_backbone(name, pretrained=False, pretrained_path=None, in_chans=1).train()
+        assert not net.get_classifier().weight.any() and not net.get_classifier().bias.any()
+        assert torch.equal(net(torch.rand(2, 1, 64, 64)), torch.zeros(2, 1))
 
 
 def test_a_member_names_a_bad_optimizer_or_schedule_in_one_line() -> None:
@@ -100,7 +121,8 @@ def test_an_sgd_recipe_trains_through_the_real_cli_with_its_warm_up(prepared_dir
     from .conftest import ROOT, quick
 
     config = ROOT / "configs/vindr_spinexr/densenet121.yaml"
-    args = ["fit", "--config", str(config), *quick(prepared_dir, tmp_path), "--model.pretrained", "false"]
+    args = ["fit", "--config", str(config), *quick(prepared_dir, tmp_path), "--model.pretrained", "false",
+            "--model.warmup_steps", "1000"]  # the recipe's own, which quick() turns off  # fmt: skip
     assert dernet_main(args) == 0
     saved = torch.load(tmp_path / "densenet121" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     group = saved["optimizer_states"][0]["param_groups"][0]

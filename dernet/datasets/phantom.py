@@ -7,7 +7,7 @@ variation and noise. Each lesion is a local change of the attenuation map with a
 - Osteophytes: a bony spur growing out of an anterior corner of a body.
 - Surgical implant: two threaded pedicle screws through one body.
 - Spondylolysthesis: one body slipped forward over the one below.
-- Foraminal stenosis: bone growing into a foramen, leaving a slit.
+- Foraminal stenosis: sclerotic bone growing into a foramen, leaving a slit.
 - Disc space narrowing: the endplates of a disc grown into it, sclerotic, leaving a thin gap.
 - Vertebral collapse: a wedge-flattened, denser body.
 - Other lesions: a round lytic focus with a sclerotic rim inside a body.
@@ -70,7 +70,7 @@ def sample_spec(seed: int, long_side: int, lesion_classes: list[int]) -> Phantom
     n_bodies = int(rng.integers(5, 7))
     top, bottom = height * rng.uniform(0.05, 0.09), height * rng.uniform(0.91, 0.95)
     pitch = (bottom - top) / n_bodies
-    half_w = width * rng.uniform(0.075, 0.085)
+    half_w = width * rng.uniform(0.1, 0.115)
     axis = width * rng.uniform(0.42, 0.5)
     curve, phase = width * rng.uniform(0.01, 0.04), rng.uniform(0, np.pi)
     bodies = []
@@ -133,7 +133,7 @@ def render_phantom(spec: PhantomSpec, with_lesions: bool = True) -> tuple[np.nda
         for lesion in spec.lesions:
             changed = anatomy.apply(lesion)
             delta = changed - attenuation
-            ys, xs = np.nonzero(np.abs(delta) > 1e-4)
+            ys, xs = np.nonzero(delta)
             if len(xs):
                 boxes.append(
                     (
@@ -161,7 +161,7 @@ def _soft_tissue(rng: np.random.Generator, spec: PhantomSpec, xx: np.ndarray) ->
 class _Anatomy:
     """Bone layers of one phantom; lesions edit a copy of the layer parameters and redraw."""
 
-    CORTEX, TRABECULAR, POSTERIOR, METAL, MAX_BONE = 0.17, 0.2, 0.11, 0.3, 0.6
+    CORTEX, TRABECULAR, POSTERIOR, METAL, MAX_BONE, SCLEROSIS = 0.17, 0.2, 0.11, 0.3, 0.6, 0.08
 
     def __init__(self, spec: PhantomSpec, xx: np.ndarray, yy: np.ndarray, texture: np.ndarray) -> None:
         self.spec, self.xx, self.yy, self.texture = spec, xx, yy, texture
@@ -183,9 +183,9 @@ class _Anatomy:
         elif lesion.class_id == 1:
             self.extra += self._screws(body, v)
         elif lesion.class_id == 2:
-            self.bodies[lesion.level] = replace(body, cx=body.cx - body.half_w * (0.28 + 0.14 * v))
+            self.bodies[lesion.level] = replace(body, cx=body.cx - body.half_w * (0.45 + 0.25 * v))
         elif lesion.class_id == 3:
-            self.foramen_fill[lesion.level] = 0.6 + 0.2 * v
+            self.foramen_fill[lesion.level] = 0.8 + 0.15 * v
         elif lesion.class_id == 4:
             self.extra += self._narrowing(lesion.level, v)
         elif lesion.class_id == 5:
@@ -234,6 +234,7 @@ class _Anatomy:
         """Pedicles and facets as one band behind the bodies, with a foramen behind each disc."""
         band = np.zeros(self.xx.shape, bool)
         holes = np.zeros(self.xx.shape, bool)
+        grown = np.zeros(self.xx.shape, bool)  # bone grown into a foramen (stenosis)
         bodies = self.spec.bodies  # the column stays put when a body slips or collapses
         for upper, lower, fill in zip(bodies[:-1], bodies[1:], self.foramen_fill, strict=True):
             x0 = (upper.cx + lower.cx) / 2 + (upper.half_w + lower.half_w) / 2 + 0.12 * upper.half_w
@@ -245,10 +246,13 @@ class _Anatomy:
             fx, fy = x0 + 0.45 * upper.half_w, (upper.cy + upper.half_h + lower.cy - lower.half_h) / 2
             rx, ry = 0.24 * upper.half_w, 0.3 * (lower.cy - upper.cy)
             hole = ((self.xx - fx) / rx) ** 2 + ((self.yy - fy) / ry) ** 2 < 1
-            if fill:  # stenosis: bone from the bottom of the foramen leaves a slit at the top
-                hole &= self.yy < fy + ry - 2 * ry * fill
+            if fill:  # stenosis: sclerotic bone from the bottom of the foramen leaves a slit at the top
+                slit = hole & (self.yy < fy + ry - 2 * ry * fill)
+                grown |= hole & ~slit
+                hole = slit
             holes |= hole
-        return np.where(band & ~holes, self.POSTERIOR + 0.5 * self.texture, 0.0).astype(np.float32)
+        bone = np.where(band & ~holes, self.POSTERIOR + 0.5 * self.texture, 0.0)
+        return (bone + np.where(grown, self.SCLEROSIS, 0.0)).astype(np.float32)
 
     def _polygon(self, points: np.ndarray) -> np.ndarray:
         """Anti-aliased filled polygon as a 0..1 mask (4x sub-pixel precision)."""
@@ -260,7 +264,7 @@ class _Anatomy:
         top = v < 0.5
         corner_y = body.cy + (-1 if top else 1) * body.half_h * 0.92
         corner_x = body.cx - body.half_w * 0.97
-        length, base = body.half_w * (0.38 + 0.25 * v), body.half_h * 0.5
+        length, base = body.half_w * (0.7 + 0.3 * v), body.half_h * 0.7
         tip = (corner_x - length, corner_y + (-1 if top else 1) * base * 0.35)
         inner = corner_y - (-1 if top else 1) * base
         points = np.array([[corner_x + 3, inner], [corner_x + 3, corner_y], tip], np.float32)
@@ -313,7 +317,7 @@ class _Anatomy:
         window = self._window(body, 1.5)
         u, w = self._local(body, window)
         cu, cw = -0.35 + 0.7 * v, 0.25 - 0.5 * v
-        radius = 0.3 + 0.1 * v
+        radius = 0.35 + 0.12 * v
         d = np.sqrt(((u - cu) * body.half_w) ** 2 + ((w - cw) * body.half_w) ** 2) / (radius * body.half_w)
         hole = -0.16 * np.clip((1 - d) * radius * body.half_w / 1.5, 0, 1)
         ring = 0.12 * np.clip(1 - np.abs(d - 1.08) * radius * body.half_w / 2.5, 0, 1)

@@ -19,6 +19,9 @@ from .vindr import CLASS_NAMES, CSV_COLUMNS, NO_FINDING
 __all__ = ["PhantomImage", "phantom_plan", "synthesize"]
 
 BOX_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+# Lesion classes on an abnormal image, fewest and most: the release averages about 3.7 boxes per abnormal image
+# (VinDr-SpineXR's Table 2), and fewer make the image-level signal too faint to learn from random weights.
+LESIONS_PER_ABNORMAL = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ def phantom_plan(
     images: int, seed: int, long_side: int = 640, release_like: bool = False, views: int | None = None
 ) -> list[PhantomImage]:
     """The images of a phantom, without drawing them: studies of one or two images (or exactly ``views`` each),
-    ~20% of studies in test, about half the images normal, abnormal ones with one to three lesions of balanced
+    ~20% of studies in test, about half the images normal, abnormal ones with two to four lesions of balanced
     classes. With ``views``, about half the studies are abnormal, and an abnormal study's lesion types show in one
     of its views or in all of them (even odds), so study-level rules can be checked against a known truth."""
     rng = np.random.default_rng(seed)
@@ -57,7 +60,7 @@ def phantom_plan(
             elif rng.uniform() < 0.5:
                 classes = []
             else:
-                classes = list(rng.choice(7, size=int(rng.integers(1, 4)), replace=False))
+                classes = list(rng.choice(7, size=_lesion_count(rng), replace=False))
             spec = sample_spec(int(rng.integers(2**31)), long_side, [int(c) for c in classes])
             plan.append(
                 PhantomImage(
@@ -78,12 +81,17 @@ def phantom_plan(
     return plan
 
 
+def _lesion_count(rng: np.random.Generator) -> int:
+    low, high = LESIONS_PER_ABNORMAL
+    return int(rng.integers(low, high + 1))
+
+
 def _study_lesions(rng: np.random.Generator, views: int) -> list[list[int]]:
-    """Each view's lesion classes for one study: none (a normal study, even odds), or one to three classes shown
+    """Each view's lesion classes for one study: none (a normal study, even odds), or two to four classes shown
     in every view or in one view only (even odds)."""
     if rng.uniform() < 0.5:
         return [[] for _ in range(views)]
-    classes = [int(c) for c in rng.choice(7, size=int(rng.integers(1, 4)), replace=False)]
+    classes = [int(c) for c in rng.choice(7, size=_lesion_count(rng), replace=False)]
     if views > 1 and rng.uniform() < 0.5:
         shown = int(rng.integers(views))
         return [classes if v == shown else [] for v in range(views)]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 
+from ..config import ConfigError
 from ..errors import MissingFileError
 
 __all__ = ["PretrainedWeightsWarning", "create_backbone", "find_cached_weights"]
@@ -30,10 +32,40 @@ class PretrainedWeightsWarning(UserWarning):
 
 
 def create_backbone(
-    name: str, pretrained: bool, pretrained_path: str | None, in_chans: int, outputs: int = 1
+    name: str,
+    pretrained: bool,
+    pretrained_path: str | None,
+    in_chans: int,
+    outputs: int = 1,
+    backbone_args: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
-    """A timm model with ``outputs`` logits (one: normal vs abnormal; one per class for lesion types)."""
-    kwargs = dict(num_classes=outputs, in_chans=in_chans)
+    """A timm model with ``outputs`` logits (one: normal vs abnormal; one per class for lesion types);
+    ``backbone_args`` go to ``timm.create_model`` as they are (e.g. ``zero_init_last``, ``drop_path_rate``)."""
+    try:
+        net = _create(name, pretrained, pretrained_path, in_chans, outputs, backbone_args or {})
+    except TypeError as err:  # timm passes unknown keywords on to the model class, which names the one it refused
+        if not backbone_args:
+            raise
+        raise ConfigError(f"model.backbone_args {backbone_args}: {name} does not take one of them ({err})") from err
+    return _zero_head(net)
+
+
+def _zero_head(net: torch.nn.Module) -> torch.nn.Module:
+    """Start the new classifier head at zero, so every member begins at p = 0.5 with a calm loss. timm scales
+    EfficientNet's head init by its outputs: with one output it draws the weights from U(-1, 1), and from random
+    weights that start diverged (a loss of 5 in the first epoch) and learned nothing on the demo's phantoms."""
+    head = net.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    return net
+
+
+def _create(
+    name: str, pretrained: bool, pretrained_path: str | None, in_chans: int, outputs: int, extra: dict[str, Any]
+) -> torch.nn.Module:
+    """The timm model from the weights asked for: a file, the local cache, a download, or random (with a warning)."""
+    kwargs = dict(extra, num_classes=outputs, in_chans=in_chans)
     if pretrained_path:
         path = Path(pretrained_path)
         if not path.is_file():

@@ -7,6 +7,8 @@ statistics, so the exported graph needs no per-member preprocessing outside it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytorch_lightning as pl
 import timm
@@ -37,14 +39,17 @@ class MemberClassifier(pl.LightningModule):
         weight_decay: weight decay.
         optimizer: adamw (DERNet's) | sgd (VinDr-SpineXR's, with ``momentum``).
         momentum: SGD momentum (adamw: unused).
-        schedule: cosine (DERNet's: annealed over max_epochs, per epoch) | step (a linear warm-up of
-            ``warmup_steps``, then the rate times ``gamma`` at each of ``milestones``, per step; none: constant).
-        warmup_steps: step schedule: linear warm-up steps.
+        schedule: cosine (DERNet's: annealed over max_epochs, per epoch; after a warm-up, per step) | step (a linear
+            warm-up of ``warmup_steps``, then the rate times ``gamma`` at each of ``milestones``, per step; none:
+            constant).
+        warmup_steps: linear warm-up steps (either schedule).
         milestones: step schedule: optimizer steps at which the rate is multiplied by ``gamma``.
         gamma: step schedule: the factor at each milestone.
         pos_weight: loss weights (the data module supplies them): the abnormal class's in BCE (binary), each class's
             positives' (multilabel), each class's in cross-entropy (multiclass).
         drop_rate: dropout before the classifier head.
+        backbone_args: more keyword arguments for ``timm.create_model`` (the demo's ResNet-50 sets
+            ``zero_init_last: false``; see configs/demo/ensemble/resnet50.yaml).
         task: binary | multilabel | multiclass (tasks.py); the data module is linked to it.
         classes: the output names (the data module supplies them).
     """
@@ -66,6 +71,7 @@ class MemberClassifier(pl.LightningModule):
         gamma: float = 0.1,
         pos_weight: float | list[float] | None = None,
         drop_rate: float = 0.0,
+        backbone_args: dict[str, Any] | None = None,
         task: str = "binary",
         classes: list[str] | None = None,
     ) -> None:
@@ -79,7 +85,7 @@ class MemberClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.hparams.classes = classes
         self.outputs = 1 if task == "binary" else len(classes)
-        self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans, self.outputs)
+        self.net = create_backbone(backbone, pretrained, pretrained_path, in_chans, self.outputs, backbone_args)
         if drop_rate and hasattr(self.net, "drop_rate"):
             self.net.drop_rate = drop_rate
         mean, std = _channel_stats(backbone, in_chans)
@@ -172,7 +178,8 @@ class MemberClassifier(pl.LightningModule):
                 f"schedule cosine anneals over trainer.max_epochs, which is {self.trainer.max_epochs}; set max_epochs, "
                 "or use schedule: step with max_steps"
             )
-        schedule = build_schedule(optimizer, h.schedule, epochs, h.warmup_steps, h.milestones, h.gamma)
+        schedule = build_schedule(optimizer, h.schedule, epochs, h.warmup_steps, h.milestones, h.gamma,
+                                  total_steps=int(self.trainer.estimated_stepping_batches))  # fmt: skip
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 

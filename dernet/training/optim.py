@@ -4,17 +4,18 @@ members and the detectors."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from ..config import check_choice
+from ..config import ConfigError, check_choice
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "StepSchedule", "build_optimizer", "build_schedule"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "StepSchedule", "WarmupCosine", "build_optimizer", "build_schedule"]
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "step")  # cosine: over the epochs, per epoch; step: warm-up + milestones, per step
+SCHEDULES = ("cosine", "step")  # cosine: over the epochs (per step after a warm-up); step: warm-up + milestones
 
 
 def build_optimizer(
@@ -35,10 +36,19 @@ def build_schedule(
     warmup_steps: int = 0,
     milestones: list[int] | None = None,
     gamma: float = 0.1,
+    total_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Lightning's ``lr_scheduler`` entry: cosine annealing over ``epochs`` (stepped per epoch), or ``StepSchedule``
-    (stepped per optimizer step)."""
+    """Lightning's ``lr_scheduler`` entry: cosine annealing over ``epochs`` (stepped per epoch; with a warm-up,
+    ``WarmupCosine`` over ``total_steps``, stepped per optimizer step), or ``StepSchedule`` (per optimizer step)."""
     check_choice("schedule", name, SCHEDULES)
+    if name == "cosine" and warmup_steps > 0:
+        if not total_steps or total_steps <= warmup_steps:
+            raise ConfigError(
+                f"warmup_steps {warmup_steps} needs a run longer than that (it has {total_steps} optimizer steps): "
+                "lower warmup_steps or train longer"
+            )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps))
+        return {"scheduler": scheduler, "interval": "step"}
     if name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(epochs), 1))
         return {"scheduler": scheduler, "interval": "epoch"}
@@ -56,3 +66,18 @@ class StepSchedule:
     def __call__(self, step: int) -> float:
         warmup = 1.0 if step >= self.warmup_steps else 1e-3 + (1 - 1e-3) * step / self.warmup_steps
         return warmup * self.gamma ** sum(step >= m for m in self.milestones)
+
+
+class WarmupCosine:
+    """The learning-rate factor at a step: the same linear warm-up as ``StepSchedule``, then a cosine from 1 to 0 over
+    the remaining steps. Warm-up keeps the first steps of a randomly initialised network (EfficientNet's above all)
+    from diverging; the demo's members need it to learn the same way on every CPU."""
+
+    def __init__(self, warmup_steps: int, total_steps: int) -> None:
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return 1e-3 + (1 - 1e-3) * step / self.warmup_steps
+        progress = min((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress))
