@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -88,14 +89,21 @@ def train_and_score(out: Path, data: Path, seed: int, threads: int) -> SpreadRun
         if not (folder / "data").exists():
             (folder / "data").symlink_to(data.resolve(), target_is_directory=True)
         env = {**os.environ, **OFFLINE, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        start = time.monotonic()
-        with open(folder / "run.log", "w") as log:
-            for command in demo_commands(seed):
+        with open(folder / "run.log", "a") as log:
+            for step, command in enumerate(demo_commands(seed)):
+                finished = folder / f"step{step}.done"
+                if finished.exists():  # a run killed part-way keeps its finished steps
+                    continue
+                if command[2] == "yolo_spine.train":  # an unfinished training would push the next into train2/
+                    shutil.rmtree(folder / "runs/yolo_spine", ignore_errors=True)
+                start = time.monotonic()
                 print(f"[s{seed} t{threads}] {' '.join(command[1:4])} ...", file=sys.stderr, flush=True)
                 done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
                 if done.returncode != 0:
                     raise RuntimeError(f"{folder}: `{' '.join(command[1:])}` exited {done.returncode}; see run.log")
-        write_text_atomic(timing, f"{(time.monotonic() - start) / 60:.1f}\n")
+                write_text_atomic(finished, f"{time.monotonic() - start:.0f}\n")  # the step's seconds
+        steps = [float(p.read_text() or "nan") for p in sorted(folder.glob("step*.done"))]
+        write_text_atomic(timing, f"{sum(steps) / 60:.1f}\n")
     result = json.loads(evaluation.read_text())
     return SpreadRun(
         seed=seed,

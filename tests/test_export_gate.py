@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
@@ -24,11 +25,16 @@ REPORT_KEYS = {"input", "status", "reason", "reason_code", "overlay", "heatmap",
 
 
 def _phantom_files(phantom_dir: Path, abnormal: bool, count: int) -> list[Path]:
+    """The first ``count`` abnormal (or normal) phantom DICOM files of one-image studies, so each input is a study
+    of its own (the phantom's studies have one or two views, and two views of a study get a study decision)."""
     from dernet.datasets.vindr import read_annotations
 
     annotations = read_annotations(phantom_dir / "annotations" / "train.csv", "train", Counter())
-    ids = [i.image_id for i in annotations.values() if i.abnormal == abnormal][:count]
-    return [phantom_dir / "train_images" / f"{i}.dicom" for i in ids]
+    paths = {i.image_id: phantom_dir / "train_images" / f"{i.image_id}.dicom" for i in annotations.values()}
+    study_of = {i: pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for i, p in paths.items()}
+    views = Counter(study_of.values())
+    ids = [i.image_id for i in annotations.values() if i.abnormal == abnormal and views[study_of[i.image_id]] == 1]
+    return [paths[i] for i in ids[:count]]
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,12 @@ every file it names is made.
 
 After `make demo` (CI runs it before this test; run alone, the fixture runs it when the demo's outputs are missing),
 each command of the page's bash blocks runs in bash from the repository root with this environment's bin first on
-PATH, as `source .venv/bin/activate` leaves it. The lines of a `text` block are the output of the command before it:
-each must match a line it printed, with `…` standing for the part left out and any `[N ms]` timing; `...` marks
-lines left out. `spine-cad serve` runs until its health check answers and a sample image uploads. Not run: `make
+PATH, as `source .venv/bin/activate` leaves it. The lines of a `text` block are the output of the command before it,
+from one run of the demo: each must match a line it printed by its shape, because what a model trained from random
+weights decides differs from CPU to CPU. `…` stands for the part left out, `[N ms]` for any timing, a decimal figure
+for any figure with as many decimals, a decision for either decision and a findings list for any findings list;
+paths, names, counts of inputs and studies, and the words around them must be as shown. Every probability printed is
+in 0..1 and every AUROC in 0..100, and the demo's image-level AUROC clears a floor. `...` marks lines left out. `spine-cad serve` runs until its health check answers and a sample image uploads. Not run: `make
 demo` (the fixture) and `make test` (the fast suite: CI's own step, and a test must not run the suite it is in).
 """
 
@@ -39,6 +42,17 @@ OUT = ROOT / "runs" / "tutorial"  # where the page's commands write
 EXPORT = ROOT / "export"
 EXPORT_FILES = ("manifest.json", "study.txt")  # what the tutorial's study-fit changes in the export
 TIMING = r"\[\d+ ms\]"  # the gate's per-input time, which varies
+# The parts of a shown line that stand for any value of their shape: a shortened part, a timing, the gate's decision,
+# its findings list (up to the timing), a decimal figure (as many decimals as shown).
+SHAPES = re.compile(r"(?P<cut>…)|(?P<timing>\[\d+ ms\])|(?P<decision>\b(?:ABNORMAL|normal)(?= p=))"
+                    r"|(?P<findings>\d+ finding\(s\)(?::[^\[]*[^\[ ])?)|(?P<figure>\d+\.\d+)")  # fmt: skip
+ANY = {"cut": ".*?", "timing": TIMING, "decision": "(?:ABNORMAL|normal)",
+       "findings": r"\d+ finding\(s\)(?:: [A-Z][^\[]*?)?"}  # fmt: skip
+PROBABILITY = re.compile(r"(?:p=|threshold )(\d+\.\d+)")
+AUROC = re.compile(r"(?:LightGBM|images|level) (\d+\.\d+)")
+# The demo's image-level test AUROC (printed by study-fit) in every run of `make demo-spread` was at least 90
+# (docs/performance.md); below 85 the demo did not learn.
+IMAGE_AUROC_FLOOR = 85.0
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +77,24 @@ def _env() -> dict[str, str]:
 
 
 def _shown(line: str) -> re.Pattern[str]:
-    """A line of a text block as a pattern: `…` for what was shortened, any `[N ms]` timing."""
+    """A line of a text block as the pattern of its shape (SHAPES); everything else as written."""
+    pattern, last = [], 0
+    for found in SHAPES.finditer(line):
+        decimals = len(found.group().partition(".")[2])
+        pattern += [re.escape(line[last : found.start()]), ANY.get(found.lastgroup, rf"\d+\.\d{{{decimals}}}")]
+        last = found.end()
+    return re.compile("".join([*pattern, re.escape(line[last:])]))
 
-    def pattern(part: str) -> str:
-        if part == "…":
-            return ".*?"
-        return TIMING if re.fullmatch(TIMING, part) else re.escape(part)
 
-    return re.compile("".join(pattern(part) for part in re.split(f"(…|{TIMING})", line)))
+def _check_figures(printed: str) -> None:
+    """Every probability printed lies in 0..1, every AUROC in 0..100; study-fit's image-level AUROC clears its floor."""
+    for value in PROBABILITY.findall(printed):
+        assert 0.0 <= float(value) <= 1.0, f"a probability of {value}:\n{printed[-2000:]}"
+    for value in AUROC.findall(printed):
+        assert 0.0 <= float(value) <= 100.0, f"an AUROC of {value}:\n{printed[-2000:]}"
+    level = re.search(r"image level (\d+\.\d+)", printed)
+    if level:
+        assert float(level.group(1)) >= IMAGE_AUROC_FLOOR, f"the demo's image-level test AUROC: {level.group(0)}"
 
 
 def _serve(command: str) -> None:
@@ -127,6 +151,7 @@ def test_the_tutorial_runs_as_written(demo: None) -> None:
                                   capture_output=True, text=True, timeout=600)  # fmt: skip
             printed = done.stdout + done.stderr
             assert done.returncode == 0, f"`{command}` exited {done.returncode}:\n{printed[-3000:]}"
+            _check_figures(printed)
     assert len(ran) >= 8, ran  # the page's steps, not an empty parse
 
     named = set(re.findall(r"`(runs/tutorial/[^`\s]+)`", PAGE.read_text()))

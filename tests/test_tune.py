@@ -69,7 +69,9 @@ def test_a_study_runs_resumes_and_writes_a_member_yaml_that_trains(prepared_dir:
     assert config["data"]["batch_size"] == best.params["data.batch_size"]
     assert config["trainer"]["logger"]["init_args"]["name"] == "resnet50_tuned"
     runs = tmp_path / "tuned_runs"
-    assert dernet_main(["fit", "--config", str(tuned), *quick(prepared_dir, runs, 2)]) == 0  # the best YAML trains
+    # the best YAML trains; the trials' overrides came before their searched values, so the batch size goes back last
+    batch = ["--data.batch_size", str(config["data"]["batch_size"])]
+    assert dernet_main(["fit", "--config", str(tuned), *quick(prepared_dir, runs, 2), *batch]) == 0
     trained = yaml.safe_load((runs / "resnet50_tuned" / "config.yaml").read_text())
     assert trained["model"]["optimizer"] == best.params["model.optimizer"]
     metrics = pd.read_csv(runs / "resnet50_tuned" / "metrics.csv")  # and, seeded, reproduces the trial's AUROC
