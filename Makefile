@@ -157,7 +157,7 @@ demo: install $(CURDIR)/.ultralytics/Arial.ttf ## phantom -> prepare -> train bo
 	@echo "  DICOM results:     runs/gate/{abnormal,normal}/ (<input>.sr.dcm, .sc.dcm, .pr.dcm: for a PACS, with patient data)"
 	@echo "  heatmaps:          runs/explain/ (<input>.explain.png: Grad-CAM per member + ensemble; <input>.heatmap.png)"
 
-demo-spread: install $(CURDIR)/.ultralytics/Arial.ttf ## the demo's training over seeds and 1/2 threads: runs/demo_spread/spread.md (~1 h)
+demo-spread: install $(CURDIR)/.ultralytics/Arial.ttf ## the demo's training over 3 seeds x 1/2 threads: runs/demo_spread/spread.md (~2 h on 2 cores)
 	@test -f $(PREPARED)/classification.csv || $(MAKE) --no-print-directory demo-data
 	$(OFFLINE) $(PY) -m benchmarks.demo_spread --out runs/demo_spread $(ARGS)
 

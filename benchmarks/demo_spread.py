@@ -15,6 +15,7 @@ the demo's), so the demo's own outputs are left alone; a finished run is reused.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -65,45 +66,75 @@ class SpreadRun:
         return missed
 
 
-def demo_commands(seed: int) -> list[list[str]]:
-    """`make demo`'s training, export and evaluation (the Makefile's demo target), with the members' and YOLO's
-    seed set; run from a folder whose `data/` is the demo's."""
-    py = sys.executable
+@dataclass(frozen=True)
+class Step:
+    """One command of a run: what it reads from `configs/` (its fingerprint) and the steps whose outputs it uses."""
+
+    name: str
+    command: list[str]
+    configs: tuple[Path, ...]
+    after: tuple[str, ...] = ()
+
+
+def demo_steps(seed: int) -> list[Step]:
+    """`make demo`'s training, export and evaluation (the Makefile's demo target; its `train-ensemble` is one `fit`
+    per member, then `fit-ensemble`), with the members' and YOLO's seed set; run from a folder whose `data/` is the
+    demo's."""
+    py, configs = sys.executable, ROOT / "configs/demo"
+    members = [Step(m, [py, "-m", "dernet", "fit", "--config", str(configs / f"ensemble/{m}.yaml"),
+                        "--seed_everything", str(seed), "--trainer.enable_progress_bar", "false"],
+                    (configs / f"ensemble/{m}.yaml",)) for m in MEMBERS]  # fmt: skip
+    ensemble = configs / "ensemble/ensemble.yaml"
     return [
-        [py, "-m", "dernet", "train-ensemble", "--config-dir", str(ROOT / "configs/demo/ensemble"),
-         "--seed_everything", str(seed), "--trainer.enable_progress_bar", "false"],
-        [py, "-m", "yolo_spine.train", "--config", str(ROOT / "configs/demo/yolo_spine.yaml"), f"seed={seed}"],
-        [py, "-m", "dernet.export", "--ensemble", "runs/ensemble/ensemble.json", "--weights",
-         "runs/yolo_spine/train/weights/best.pt", "--data", "data/prepared", "--models", "export"],
-        [py, "-m", "dernet.evaluation", "--models", "export", "--data", "data/prepared", "--split", "test"],
+        *members,
+        Step("ensemble", [py, "-m", "dernet", "fit-ensemble", "--config", str(ensemble)], (ensemble,), MEMBERS),
+        Step("yolo", [py, "-m", "yolo_spine.train", "--config", str(configs / "yolo_spine.yaml"), f"seed={seed}"],
+             (configs / "yolo_spine.yaml",)),
+        Step("export", [py, "-m", "dernet.export", "--ensemble", "runs/ensemble/ensemble.json", "--weights",
+                        "runs/yolo_spine/train/weights/best.pt", "--data", "data/prepared", "--models", "export"],
+             (), ("ensemble", "yolo")),
+        Step("evaluation", [py, "-m", "dernet.evaluation", "--models", "export", "--data", "data/prepared", "--split",
+                            "test"], (), ("export",)),
     ]  # fmt: skip
 
 
+def _fingerprint(step: Step) -> str:
+    """What a finished step must still match: its command and the configs it read."""
+    digest = hashlib.sha256(" ".join(step.command[1:]).encode())
+    for config in step.configs:
+        digest.update(config.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def train_and_score(out: Path, data: Path, seed: int, threads: int) -> SpreadRun:
-    """One run in ``out/s<seed>_t<threads>``, reused when its evaluation is already there; its log is ``run.log``."""
+    """One run in ``out/s<seed>_t<threads>``, resumed from its finished steps; its log is ``run.log``."""
     folder = out / f"s{seed}_t{threads}"
     evaluation = folder / "runs/evaluation/evaluation_test.json"
     timing = folder / "minutes.txt"
-    if not evaluation.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "data").exists():
-            (folder / "data").symlink_to(data.resolve(), target_is_directory=True)
-        env = {**os.environ, **OFFLINE, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        with open(folder / "run.log", "a") as log:
-            for step, command in enumerate(demo_commands(seed)):
-                finished = folder / f"step{step}.done"
-                if finished.exists():  # a run killed part-way keeps its finished steps
-                    continue
-                if command[2] == "yolo_spine.train":  # an unfinished training would push the next into train2/
-                    shutil.rmtree(folder / "runs/yolo_spine", ignore_errors=True)
-                start = time.monotonic()
-                print(f"[s{seed} t{threads}] {' '.join(command[1:4])} ...", file=sys.stderr, flush=True)
-                done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-                if done.returncode != 0:
-                    raise RuntimeError(f"{folder}: `{' '.join(command[1:])}` exited {done.returncode}; see run.log")
-                write_text_atomic(finished, f"{time.monotonic() - start:.0f}\n")  # the step's seconds
-        steps = [float(p.read_text() or "nan") for p in sorted(folder.glob("step*.done"))]
-        write_text_atomic(timing, f"{sum(steps) / 60:.1f}\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "data").exists():
+        (folder / "data").symlink_to(data.resolve(), target_is_directory=True)
+    env = {**os.environ, **OFFLINE, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    ran: set[str] = set()
+    with open(folder / "run.log", "a") as log:
+        for step in demo_steps(seed):
+            # a finished step is kept (a killed run resumes) unless its config changed or a step it uses ran again
+            marker, fingerprint = folder / f"{step.name}.done", _fingerprint(step)
+            done = marker.is_file() and marker.read_text().split()[0] == fingerprint
+            if done and not ran.intersection(step.after):
+                continue
+            if step.name == "yolo":  # an unfinished training would push the next into train2/
+                shutil.rmtree(folder / "runs/yolo_spine", ignore_errors=True)
+            print(f"[s{seed} t{threads}] {step.name} ...", file=sys.stderr, flush=True)
+            start = time.monotonic()
+            finished = subprocess.run(step.command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if finished.returncode != 0:
+                command = " ".join(step.command[1:])
+                raise RuntimeError(f"{folder}: `{command}` exited {finished.returncode}; see run.log")
+            write_text_atomic(marker, f"{fingerprint} {time.monotonic() - start:.0f}\n")  # and the step's seconds
+            ran.add(step.name)
+    seconds = [float(p.read_text().split()[1]) for p in folder.glob("*.done")]
+    write_text_atomic(timing, f"{sum(seconds) / 60:.1f}\n")
     result = json.loads(evaluation.read_text())
     return SpreadRun(
         seed=seed,

@@ -2,14 +2,15 @@
 every file it names is made.
 
 After `make demo` (CI runs it before this test; run alone, the fixture runs it when the demo's outputs are missing),
-each command of the page's bash blocks runs in bash from the repository root with this environment's bin first on
-PATH, as `source .venv/bin/activate` leaves it. The lines of a `text` block are the output of the command before it,
-from one run of the demo: each must match a line it printed by its shape, because what a model trained from random
-weights decides differs from CPU to CPU. `…` stands for the part left out, `[N ms]` for any timing, a decimal figure
-for any figure with as many decimals, a decision for either decision and a findings list for any findings list;
-paths, names, counts of inputs and studies, and the words around them must be as shown. Every probability printed is
-in 0..1 and every AUROC in 0..100, and the demo's image-level AUROC clears a floor. `...` marks lines left out. `spine-cad serve` runs until its health check answers and a sample image uploads. Not run: `make
-demo` (the fixture) and `make test` (the fast suite: CI's own step, and a test must not run the suite it is in).
+each command of the page's bash blocks runs in bash from the repository root with this environment's bin first on PATH,
+as `source .venv/bin/activate` leaves it. The lines of a `text` block are the output of the command before it, from one
+run of the demo: each must match a line it printed by its shape, because what a model trained from random weights
+decides differs from CPU to CPU. `…` stands for the part left out, `[N ms]` for any timing, a decimal figure for any
+figure with as many decimals, a decision for either decision and a findings list for any findings list; paths, names,
+counts of inputs and studies, and the words around them must be as shown. Every probability printed is in 0..1 and every
+AUROC in 0..100, and the demo's image-level AUROC clears a floor. `...` marks lines left out. `spine-cad serve` runs
+until its health check answers and a sample image uploads. Not run: `make demo` (the fixture) and `make test` (the fast
+suite: CI's own step, and a test must not run the suite it is in).
 """
 
 from __future__ import annotations

@@ -32,9 +32,8 @@ def _train_and_evaluate(config: str, prepared: Path, runs: Path, bootstrap: str 
 
 def test_imagefolder_phantom_four_classes_clearly_beat_chance(tmp_path: Path) -> None:
     # 400 images (100 per class, 300 px), 20 epochs of ResNet-18 at 128 px from random weights, about 2 minutes on 2
-    # cores. Measured here: test accuracy 65.0% (chance 25%; 40 test images), macro one-vs-rest AUROC 86.6%
-    # (a run with one loader worker, another augmentation stream: 60.0%, 82.6%; surgical implant 10/10, normal 1/10,
-    # mostly called osteophyte).
+    # cores. Measured on the 2026-12 phantom with one thread: test accuracy 80.0% (chance 25%; 40 test images),
+    # macro one-vs-rest AUROC 96.4%; surgical implant and osteophyte 10/10, normal 4/10. On the earlier phantom 60-65%.
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     assert datasets_main(["synth", "--layout", "imagefolder", "--out", str(raw), "--images", "400", "--quiet"]) == 0
     assert datasets_main(["prepare", "--layout", "imagefolder", "--source", str(raw), "--out", str(prepared),
@@ -48,10 +47,10 @@ def test_imagefolder_phantom_four_classes_clearly_beat_chance(tmp_path: Path) ->
 
 def test_multilabel_head_per_class_auroc_on_the_release_phantom(tmp_path: Path) -> None:
     # 400 images at 256 px (seed 3), 20 epochs of ResNet-18 at 128 px from random weights, about 2 minutes on 2
-    # cores. Measured here (test split, 75 images; thresholds from val): AUROC disc space narrowing 99.2%,
-    # spondylolisthesis 75.6%, other lesions 68.4%, vertebral collapse 59.3%, foraminal stenosis 54.1%,
-    # osteophytes 45.1%, surgical implant 45.1%; macro 63.8%. The small lesions at a 128 px input are not learned
-    # in 20 CPU epochs; the floors below hold what was learned.
+    # cores. Measured on the 2026-12 phantom with one thread (test split, 75 images; thresholds from val): AUROC disc
+    # space narrowing 96.4%, surgical implant 93.4%, spondylolisthesis 89.2%, vertebral collapse 86.7%, foraminal
+    # stenosis 85.1%, osteophytes 82.3%, other lesions 81.0%. On the earlier phantom (one small lesion per image)
+    # only disc space narrowing was learned (99.2%; macro 63.8%). The floors hold what every run learned.
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     assert datasets_main(["synth", "--out", str(raw), "--images", "400", "--long-side", "256", "--seed", "3",
                           "--quiet"]) == 0  # fmt: skip
