@@ -7,9 +7,11 @@ test split, and writes one row per run: each member's and the ensemble's AUROC a
 thread reduces in another order than two, which stands in for another CPU.
 
     python -m benchmarks.demo_spread [--seeds 42 1 2] [--threads 1 2] [--jobs 2] [--out runs/demo_spread]
+    python -m benchmarks.demo_spread --report-only   # the table of the runs finished so far
 
 Each run works in its own folder (`<out>/s<seed>_t<threads>/`, its `runs/` and `export/` there, `data/` a link to
-the demo's), so the demo's own outputs are left alone; a finished run is reused. Writes `<out>/spread.{json,md}`.
+the demo's), so the demo's own outputs are left alone; a run resumes from its finished steps. Writes
+`<out>/spread.{json,md}`.
 """
 
 from __future__ import annotations
@@ -109,7 +111,6 @@ def _fingerprint(step: Step) -> str:
 def train_and_score(out: Path, data: Path, seed: int, threads: int) -> SpreadRun:
     """One run in ``out/s<seed>_t<threads>``, resumed from its finished steps; its log is ``run.log``."""
     folder = out / f"s{seed}_t{threads}"
-    evaluation = folder / "runs/evaluation/evaluation_test.json"
     timing = folder / "minutes.txt"
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "data").exists():
@@ -135,6 +136,12 @@ def train_and_score(out: Path, data: Path, seed: int, threads: int) -> SpreadRun
             ran.add(step.name)
     seconds = [float(p.read_text().split()[1]) for p in folder.glob("*.done")]
     write_text_atomic(timing, f"{sum(seconds) / 60:.1f}\n")
+    return scored(folder, seed, threads)
+
+
+def scored(folder: Path, seed: int, threads: int) -> SpreadRun:
+    """A finished run's row, from its evaluation of the test split."""
+    evaluation, timing = folder / "runs/evaluation/evaluation_test.json", folder / "minutes.txt"
     result = json.loads(evaluation.read_text())
     return SpreadRun(
         seed=seed,
@@ -174,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="one-thread runs side by side (default 2: one per core)")
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the folder holding the demo's prepared/")
     parser.add_argument("--out", type=Path, default=ROOT / "runs/demo_spread", help="where the runs go")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: the table of every finished run under --out")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.report_only:
+        return report(args.out, finished_runs(args.out))
     if not (args.data / "prepared/classification.csv").is_file():
         print(f"error: {args.data}/prepared has no prepared phantom: run make demo-data (or make demo) first",
               file=sys.stderr)  # fmt: skip
@@ -185,13 +196,28 @@ def main(argv: list[str] | None = None) -> int:
         jobs = max(1, args.jobs // threads)
         with ThreadPoolExecutor(jobs) as pool:
             runs += pool.map(lambda s, t=threads: train_and_score(args.out, args.data, s, t), args.seeds)
-    report = {"floors": FLOORS, "runs": [asdict(r) | {"failures": r.failures()} for r in runs]}
-    write_json_atomic(args.out / "spread.json", report)
+    return report(args.out, runs)
+
+
+def finished_runs(out: Path) -> list[SpreadRun]:
+    """Every run under ``out`` whose evaluation is there, by thread count, then seed."""
+    found = []
+    for folder in out.glob("s*_t*"):
+        seed, threads = (int(part[1:]) for part in folder.name.split("_"))
+        if (folder / "runs/evaluation/evaluation_test.json").is_file():
+            found.append(scored(folder, seed, threads))
+    return sorted(found, key=lambda r: (r.threads, r.seed))
+
+
+def report(out: Path, runs: list[SpreadRun]) -> int:
+    """Write ``spread.{json,md}``, print the table and the verdict; 1 when a run missed a floor."""
+    record = {"floors": FLOORS, "runs": [asdict(r) | {"failures": r.failures()} for r in runs]}
+    write_json_atomic(out / "spread.json", record)
     table = spread_table(runs)
-    write_text_atomic(args.out / "spread.md", table + "\n")
+    write_text_atomic(out / "spread.md", table + "\n")
     print(table)
     missed = [r for r in runs if r.failures()]
-    print(f"\n{len(runs) - len(missed)} of {len(runs)} runs met every floor; {args.out}/spread.{{md,json}}")
+    print(f"\n{len(runs) - len(missed)} of {len(runs)} runs met every floor; {out}/spread.{{md,json}}")
     return 1 if missed else 0
 
 

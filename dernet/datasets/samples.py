@@ -19,11 +19,16 @@ __all__ = ["pick_samples"]
 def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> list[Path]:
     """Copy ``count`` test DICOMs (half abnormal) to ``out_dir/abnormal/`` and ``out_dir/normal/`` (by ground truth)
     and write the first abnormal one also as an 8-bit PNG (windowed, full size), the way a user might export it
-    from a viewer. Returns the written files."""
+    from a viewer. Both views of an abnormal two-view study come first when the split has one, so the samples show a
+    study decision. Returns the written files."""
     release, out_dir = Path(release), Path(out_dir)
     annotations = read_annotations(release / "annotations" / "test.csv", "test", Counter())
     abnormal = [i for i in annotations.values() if i.abnormal]
     normal = [i for i in annotations.values() if not i.abnormal]
+    study_of = {i.image_id: _study(release / "test_images" / f"{i.image_id}.dicom") for i in abnormal}
+    views = Counter(study_of.values())
+    two_view = next((s for s in study_of.values() if views[s] == 2), None)
+    abnormal.sort(key=lambda i: study_of[i.image_id] != two_view)  # stable: the two views first, then as listed
     chosen = abnormal[: (count + 1) // 2] + normal[: count // 2]
     if not chosen:
         raise MissingFileError(f"{release}/annotations/test.csv: no test images to pick from")
@@ -42,6 +47,12 @@ def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> li
         write_bytes_atomic(png_path, png.tobytes())
         written.append(png_path)
     return written
+
+
+def _study(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"]).StudyInstanceUID)
 
 
 def _size(path: Path) -> tuple[int, int]:
