@@ -49,14 +49,16 @@ def pick_samples(release: str | Path, out_dir: str | Path, count: int = 6) -> li
     return written
 
 
-def _study(path: Path) -> str:
+def _header(path: Path):
     import pydicom
 
-    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"]).StudyInstanceUID)
+    return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def _study(path: Path) -> str:
+    return str(_header(path).StudyInstanceUID)
 
 
 def _size(path: Path) -> tuple[int, int]:
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = _header(path)
     return int(ds.Columns), int(ds.Rows)
